@@ -1,0 +1,54 @@
+// Shared pieces of the dfmon subcommands: global options, model/detector set-up, JSON output.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "dfm/common/status.h"
+#include "dfm/detectors/face.h"
+#include "dfm/models/models.h"
+
+namespace dfm::app {
+
+// Exit codes shared by every subcommand (docs/interfaces.md).
+constexpr int kExitOk = 0;
+constexpr int kExitFake = 1;
+constexpr int kExitError = 2;
+
+struct GlobalOptions {
+  std::string models_dir;  // empty = bundled models
+  std::string backend = "auto";
+  int threads = 0;         // 0 = OpenCV's default (all cores)
+  std::string log_level = "info";
+};
+
+// Each subcommand registers itself on the root app and sets *exit_code when it runs.
+using Register = void (*)(CLI::App& root, GlobalOptions& global, int* exit_code);
+
+void register_classify(CLI::App& root, GlobalOptions& g, int* exit_code);
+void register_evaluate(CLI::App& root, GlobalOptions& g, int* exit_code);
+void register_models(CLI::App& root, GlobalOptions& g, int* exit_code);
+void register_config(CLI::App& root, GlobalOptions& g, int* exit_code);
+void register_dataset(CLI::App& root, GlobalOptions& g, int* exit_code);
+
+// Applies --log-level and --threads; returns an error for bad values.
+Status apply_globals(const GlobalOptions& g);
+
+// Resolves --models (or the bundled default) and loads the ensemble.
+Result<std::shared_ptr<const ModelSet>> load_models(const GlobalOptions& g, const std::vector<std::string>& names = {},
+                                                    const std::vector<double>& weights = {}, int batch = 8);
+
+// Prints an error line to stderr ("dfmon: <message>") and returns kExitError.
+int fail(const Status& st);
+
+// {"resnet18": 0.91, "vit": 0.80}
+nlohmann::json per_model_json(const ModelSet& set, const std::vector<float>& per_model);
+
+// Rounds to 6 decimals so JSON stays readable and stable across runs.
+double round6(double v);
+
+}  // namespace dfm::app

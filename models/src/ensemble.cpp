@@ -1,0 +1,295 @@
+// Model loading, backend selection, preprocessing and batched inference on OpenCV DNN.
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+
+#include <opencv2/core/ocl.hpp>
+#include <opencv2/dnn.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "dfm/common/log.h"
+#include "dfm/common/sha256.h"
+#include "dfm/models/models.h"
+
+namespace fs = std::filesystem;
+
+namespace dfm {
+
+Result<Backend> parse_backend(const std::string& name) {
+  if (name == "auto") return Backend::kAuto;
+  if (name == "cuda") return Backend::kCuda;
+  if (name == "opencl") return Backend::kOpenCL;
+  if (name == "cpu") return Backend::kCpu;
+  return InvalidArgument("backend: unknown \"" + name + "\" (auto|cuda|opencl|cpu)");
+}
+
+const char* backend_name(Backend b) {
+  switch (b) {
+    case Backend::kAuto: return "auto";
+    case Backend::kCuda: return "cuda";
+    case Backend::kOpenCL: return "opencl";
+    case Backend::kCpu: return "cpu";
+  }
+  return "?";
+}
+
+namespace {
+
+bool has_backend(cv::dnn::Backend be, cv::dnn::Target target) {
+  for (const auto& p : cv::dnn::getAvailableBackends()) {
+    if (p.first == be && p.second == target) return true;
+  }
+  return false;
+}
+
+std::atomic<bool> g_fallback_warned{false};
+
+void warn_fallback_once(const std::string& msg) {
+  if (!g_fallback_warned.exchange(true)) get_logger("models")->warn("{}", msg);
+}
+
+void configure_net(cv::dnn::Net& net, Backend b) {
+  switch (b) {
+    case Backend::kCuda:
+      net.setPreferableBackend(cv::dnn::DNN_BACKEND_CUDA);
+      net.setPreferableTarget(cv::dnn::DNN_TARGET_CUDA);
+      break;
+    case Backend::kOpenCL:
+      net.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
+      net.setPreferableTarget(cv::dnn::DNN_TARGET_OPENCL);
+      break;
+    default:
+      net.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
+      net.setPreferableTarget(cv::dnn::DNN_TARGET_CPU);
+  }
+}
+
+Result<cv::dnn::Net> read_net(const LoadedModel& m, Backend b) {
+  try {
+    cv::dnn::Net net = cv::dnn::readNetFromONNX(reinterpret_cast<const char*>(m.onnx_bytes.data()), m.onnx_bytes.size());
+    if (net.empty()) return InvalidArgument(m.onnx_path + ": OpenCV DNN could not build a network");
+    configure_net(net, b);
+    return net;
+  } catch (const cv::Exception& e) {
+    return InvalidArgument(m.onnx_path + ": not an ONNX model OpenCV can import: " + e.err);
+  }
+}
+
+// Runs one forward pass and returns P(fake) for each row.
+Result<std::vector<float>> forward(cv::dnn::Net& net, const LoadedModel& m, const std::vector<cv::Mat>& crops) {
+  cv::Mat blob = make_blob(crops, m.card);
+  cv::Mat out;
+  try {
+    net.setInput(blob);
+    out = net.forward();
+  } catch (const cv::Exception& e) {
+    return Internal(m.onnx_path + ": inference failed: " + e.err);
+  }
+  const int n = static_cast<int>(crops.size());
+  const int classes = static_cast<int>(m.card.labels.size());
+  if (out.total() != static_cast<size_t>(n) * static_cast<size_t>(classes)) {
+    return InvalidArgument(m.onnx_path + ": model outputs " + std::to_string(out.total() / std::max(n, 1)) +
+                           " values per crop but its card " + m.card.card_path + " lists " + std::to_string(classes) +
+                           " labels");
+  }
+  out = out.reshape(1, n);
+  std::vector<float> p(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    const float* row = out.ptr<float>(i);
+    if (m.card.output_type == "logits") {
+      p[static_cast<size_t>(i)] = softmax(row, classes)[static_cast<size_t>(m.card.fake_index)];
+    } else {
+      p[static_cast<size_t>(i)] = row[m.card.fake_index];
+    }
+  }
+  return p;
+}
+
+Result<LoadedModel> load_one(const std::string& dir, const std::string& name) {
+  const fs::path card_path = fs::path(dir) / (name + ".json");
+  std::error_code ec;
+  if (!fs::exists(card_path, ec)) return NotFound("model \"" + name + "\": no card " + card_path.string());
+  DFM_ASSIGN_OR_RETURN(ModelCard card, load_model_card(card_path.string()));
+  LoadedModel m;
+  m.onnx_path = (fs::path(dir) / card.file).string();
+  std::ifstream in(m.onnx_path, std::ios::binary);
+  if (!in) return NotFound("model \"" + name + "\": cannot open " + m.onnx_path);
+  m.onnx_bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  if (m.onnx_bytes.empty()) return InvalidArgument(m.onnx_path + ": file is empty");
+  m.sha256 = sha256_hex(std::string(m.onnx_bytes.begin(), m.onnx_bytes.end()));
+  m.card = std::move(card);
+  return m;
+}
+
+}  // namespace
+
+Backend resolve_backend(Backend requested) {
+  const bool cuda = has_backend(cv::dnn::DNN_BACKEND_CUDA, cv::dnn::DNN_TARGET_CUDA);
+  switch (requested) {
+    case Backend::kCuda:
+      if (cuda) return Backend::kCuda;
+      warn_fallback_once("backend cuda requested but this OpenCV build has no CUDA DNN backend; using cpu");
+      return Backend::kCpu;
+    case Backend::kOpenCL:
+      if (cv::ocl::haveOpenCL() && has_backend(cv::dnn::DNN_BACKEND_OPENCV, cv::dnn::DNN_TARGET_OPENCL)) {
+        return Backend::kOpenCL;
+      }
+      warn_fallback_once("backend opencl requested but no OpenCL device is available; using cpu");
+      return Backend::kCpu;
+    case Backend::kAuto:
+      if (cuda) return Backend::kCuda;
+      warn_fallback_once("backend auto: this OpenCV build has no CUDA DNN backend; running models on cpu");
+      return Backend::kCpu;
+    case Backend::kCpu:
+      return Backend::kCpu;
+  }
+  return Backend::kCpu;
+}
+
+std::vector<float> softmax(const float* logits, int n) {
+  std::vector<float> p(static_cast<size_t>(n));
+  float mx = *std::max_element(logits, logits + n);
+  double sum = 0;
+  for (int i = 0; i < n; ++i) {
+    p[static_cast<size_t>(i)] = std::exp(logits[i] - mx);
+    sum += p[static_cast<size_t>(i)];
+  }
+  for (auto& v : p) v = static_cast<float>(v / sum);
+  return p;
+}
+
+float ensemble_mean(const std::vector<float>& per_model, const std::vector<double>& weights) {
+  double s = 0;
+  for (size_t i = 0; i < per_model.size() && i < weights.size(); ++i) s += weights[i] * per_model[i];
+  return static_cast<float>(s);
+}
+
+cv::Mat make_blob(const std::vector<cv::Mat>& crops, const ModelCard& card) {
+  const int n = static_cast<int>(crops.size());
+  const int h = card.height, w = card.width;
+  const int dims[4] = {n, 3, h, w};
+  cv::Mat blob(4, dims, CV_32F);
+  const bool rgb = card.color == "RGB";
+  cv::Mat resized, f;
+  for (int i = 0; i < n; ++i) {
+    const cv::Mat& src = crops[static_cast<size_t>(i)];
+    if (src.cols != w || src.rows != h) {
+      cv::resize(src, resized, cv::Size(w, h), 0, 0, cv::INTER_AREA);
+    } else {
+      resized = src;
+    }
+    resized.convertTo(f, CV_32F);
+    // Write each plane straight into the blob: channel c of the model is BGR index (rgb ? 2-c : c).
+    for (int c = 0; c < 3; ++c) {
+      const int src_c = rgb ? 2 - c : c;
+      const float a = static_cast<float>(card.scale / card.std[static_cast<size_t>(c)]);
+      const float b = static_cast<float>(-card.mean[static_cast<size_t>(c)] / card.std[static_cast<size_t>(c)]);
+      float* dst = blob.ptr<float>(i, c);
+      for (int y = 0; y < h; ++y) {
+        const float* row = f.ptr<float>(y);
+        for (int x = 0; x < w; ++x) dst[y * w + x] = row[x * 3 + src_c] * a + b;
+      }
+    }
+  }
+  return blob;
+}
+
+std::vector<std::string> ModelSet::names() const {
+  std::vector<std::string> n;
+  for (const auto& m : models_) n.push_back(m.card.name);
+  return n;
+}
+
+Result<std::shared_ptr<const ModelSet>> ModelSet::load(const ModelSetOptions& o) {
+  std::error_code ec;
+  if (o.dir.empty()) return NotFound("no model directory given and no bundled models found (use --models DIR)");
+  if (!fs::is_directory(o.dir, ec)) return NotFound("models directory " + o.dir + ": not a directory");
+  if (o.batch < 1 || o.batch > 256) return InvalidArgument("models.batch: must be within 1..256");
+  std::vector<std::string> names = o.names;
+  if (names.empty()) {
+    for (const auto& e : fs::directory_iterator(o.dir, ec)) {
+      if (e.path().extension() == ".json") names.push_back(e.path().stem().string());
+    }
+    std::sort(names.begin(), names.end());
+    if (names.empty()) return NotFound("models directory " + o.dir + ": no model cards (*.json)");
+  }
+  if (!o.weights.empty() && o.weights.size() != names.size()) {
+    return InvalidArgument("models.weights: " + std::to_string(o.weights.size()) + " weights for " +
+                           std::to_string(names.size()) + " models");
+  }
+  auto set = std::shared_ptr<ModelSet>(new ModelSet());
+  set->backend_ = resolve_backend(o.backend);
+  set->batch_ = o.batch;
+  double total = 0;
+  for (size_t i = 0; i < names.size(); ++i) {
+    double wgt = o.weights.empty() ? 1.0 : o.weights[i];
+    if (!(wgt >= 0) || !std::isfinite(wgt)) return InvalidArgument("models.weights: must be >= 0");
+    total += wgt;
+    set->weights_.push_back(wgt);
+    DFM_ASSIGN_OR_RETURN(LoadedModel m, load_one(o.dir, names[i]));
+    // Validate the file against its card now, so a broken model fails at start-up, not mid-stream.
+    DFM_ASSIGN_OR_RETURN(cv::dnn::Net net, read_net(m, Backend::kCpu));
+    std::vector<cv::Mat> probe{cv::Mat(m.card.height, m.card.width, CV_8UC3, cv::Scalar(128, 128, 128))};
+    auto p = forward(net, m, probe);
+    if (!p.ok()) return p.status();
+    set->models_.push_back(std::move(m));
+  }
+  if (!(total > 0)) return InvalidArgument("models.weights: at least one weight must be > 0");
+  for (auto& wgt : set->weights_) wgt /= total;
+  return std::shared_ptr<const ModelSet>(set);
+}
+
+struct EnsembleRunner::Impl {
+  std::vector<cv::dnn::Net> nets;
+};
+
+EnsembleRunner::EnsembleRunner(std::shared_ptr<const ModelSet> set) : set_(std::move(set)), impl_(new Impl) {}
+EnsembleRunner::~EnsembleRunner() = default;
+
+Result<std::unique_ptr<EnsembleRunner>> EnsembleRunner::create(std::shared_ptr<const ModelSet> set) {
+  if (!set) return InvalidArgument("EnsembleRunner: no model set");
+  std::unique_ptr<EnsembleRunner> r(new EnsembleRunner(set));
+  for (const auto& m : set->models()) {
+    DFM_ASSIGN_OR_RETURN(cv::dnn::Net net, read_net(m, set->backend()));
+    r->impl_->nets.push_back(std::move(net));
+  }
+  // Warm-up: the first forward pass allocates and picks kernels; keep that out of measured latency.
+  std::vector<cv::Mat> warm{cv::Mat(224, 224, CV_8UC3, cv::Scalar(0, 0, 0))};
+  auto w = r->score(warm);
+  if (!w.ok()) return w.status();
+  return r;
+}
+
+Result<std::vector<float>> EnsembleRunner::score_model(size_t k, const std::vector<cv::Mat>& crops) {
+  if (k >= set_->models().size()) return InvalidArgument("model index out of range");
+  for (const auto& c : crops) {
+    if (c.empty() || c.type() != CV_8UC3) return InvalidArgument("crops must be non-empty 8-bit BGR images");
+  }
+  const LoadedModel& m = set_->models()[k];
+  int chunk = set_->batch();
+  if (m.card.max_batch > 0) chunk = std::min(chunk, m.card.max_batch);
+  std::vector<float> out;
+  out.reserve(crops.size());
+  for (size_t i = 0; i < crops.size(); i += static_cast<size_t>(chunk)) {
+    std::vector<cv::Mat> part(crops.begin() + static_cast<long>(i),
+                              crops.begin() + static_cast<long>(std::min(crops.size(), i + static_cast<size_t>(chunk))));
+    DFM_ASSIGN_OR_RETURN(std::vector<float> p, forward(impl_->nets[k], m, part));
+    out.insert(out.end(), p.begin(), p.end());
+  }
+  return out;
+}
+
+Result<std::vector<FaceScore>> EnsembleRunner::score(const std::vector<cv::Mat>& crops) {
+  std::vector<FaceScore> scores(crops.size());
+  for (size_t k = 0; k < set_->models().size(); ++k) {
+    DFM_ASSIGN_OR_RETURN(std::vector<float> p, score_model(k, crops));
+    for (size_t i = 0; i < crops.size(); ++i) scores[i].per_model.push_back(p[i]);
+  }
+  for (auto& s : scores) s.ensemble = ensemble_mean(s.per_model, set_->weights());
+  return scores;
+}
+
+}  // namespace dfm

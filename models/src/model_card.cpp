@@ -1,0 +1,108 @@
+// Model card parsing and validation.
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "dfm/models/models.h"
+
+namespace dfm {
+
+namespace {
+
+using nlohmann::json;
+
+Status key_error(const std::string& source, const std::string& key, const std::string& what) {
+  return InvalidArgument(source + ": " + key + ": " + what);
+}
+
+// Reads an optional typed field; a present field of the wrong type is an error naming the key.
+template <typename T>
+Status read(const json& obj, const char* key, const std::string& path, const std::string& source, T* out, bool required) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) {
+    return required ? key_error(source, path + key, "missing") : Status::Ok();
+  }
+  try {
+    *out = it->get<T>();
+  } catch (const json::exception&) {
+    return key_error(source, path + key, std::string("wrong type (") + it->type_name() + ")");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<ModelCard> parse_model_card(const std::string& text, const std::string& source) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::parse_error& e) {
+    return InvalidArgument(source + ": not valid JSON: " + e.what());
+  }
+  if (!j.is_object()) return InvalidArgument(source + ": a model card must be a JSON object");
+  ModelCard c;
+  std::string schema;
+  DFM_RETURN_IF_ERROR(read(j, "schema", "", source, &schema, false));
+  if (!schema.empty() && schema != "dfmon.model_card/1") {
+    return key_error(source, "schema", "unsupported \"" + schema + "\" (expected dfmon.model_card/1)");
+  }
+  DFM_RETURN_IF_ERROR(read(j, "name", "", source, &c.name, true));
+  DFM_RETURN_IF_ERROR(read(j, "architecture", "", source, &c.architecture, false));
+  DFM_RETURN_IF_ERROR(read(j, "file", "", source, &c.file, true));
+  if (!j.contains("input") || !j["input"].is_object()) return key_error(source, "input", "missing or not an object");
+  if (!j.contains("output") || !j["output"].is_object()) return key_error(source, "output", "missing or not an object");
+  const json& in = j["input"];
+  const json& out = j["output"];
+  int channels = 3;
+  std::string layout = "NCHW";
+  DFM_RETURN_IF_ERROR(read(in, "width", "input.", source, &c.width, true));
+  DFM_RETURN_IF_ERROR(read(in, "height", "input.", source, &c.height, true));
+  DFM_RETURN_IF_ERROR(read(in, "channels", "input.", source, &channels, false));
+  DFM_RETURN_IF_ERROR(read(in, "color", "input.", source, &c.color, false));
+  DFM_RETURN_IF_ERROR(read(in, "layout", "input.", source, &layout, false));
+  DFM_RETURN_IF_ERROR(read(in, "scale", "input.", source, &c.scale, false));
+  DFM_RETURN_IF_ERROR(read(in, "mean", "input.", source, &c.mean, true));
+  DFM_RETURN_IF_ERROR(read(in, "std", "input.", source, &c.std, true));
+  DFM_RETURN_IF_ERROR(read(in, "max_batch", "input.", source, &c.max_batch, false));
+  DFM_RETURN_IF_ERROR(read(out, "type", "output.", source, &c.output_type, false));
+  DFM_RETURN_IF_ERROR(read(out, "labels", "output.", source, &c.labels, true));
+  DFM_RETURN_IF_ERROR(read(out, "fake_index", "output.", source, &c.fake_index, true));
+
+  if (c.width < 8 || c.width > 4096 || c.height < 8 || c.height > 4096) {
+    return key_error(source, "input.width/height", "out of range 8..4096");
+  }
+  if (channels != 3) return key_error(source, "input.channels", "only 3-channel models are supported");
+  if (layout != "NCHW") return key_error(source, "input.layout", "only NCHW is supported");
+  if (c.color != "RGB" && c.color != "BGR") return key_error(source, "input.color", "must be RGB or BGR");
+  if (!(c.scale > 0)) return key_error(source, "input.scale", "must be > 0");
+  if (c.mean.size() != 3) return key_error(source, "input.mean", "needs 3 values, has " + std::to_string(c.mean.size()));
+  if (c.std.size() != 3) return key_error(source, "input.std", "needs 3 values, has " + std::to_string(c.std.size()));
+  for (double s : c.std) {
+    if (!(s > 0)) return key_error(source, "input.std", "values must be > 0");
+  }
+  if (c.max_batch < 0) return key_error(source, "input.max_batch", "must be >= 0 (0 = any)");
+  if (c.output_type != "logits" && c.output_type != "probabilities") {
+    return key_error(source, "output.type", "must be logits or probabilities");
+  }
+  if (c.labels.size() < 2) return key_error(source, "output.labels", "needs at least 2 labels");
+  if (c.fake_index < 0 || c.fake_index >= static_cast<int>(c.labels.size())) {
+    return key_error(source, "output.fake_index", std::to_string(c.fake_index) + " is outside the " +
+                                                       std::to_string(c.labels.size()) + " labels");
+  }
+  c.raw_json = text;
+  return c;
+}
+
+Result<ModelCard> load_model_card(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFound("model card " + path + ": cannot open");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  DFM_ASSIGN_OR_RETURN(ModelCard card, parse_model_card(ss.str(), path));
+  card.card_path = path;
+  return card;
+}
+
+}  // namespace dfm
