@@ -75,6 +75,32 @@ void register_dataset(CLI::App& root, GlobalOptions& g, int* exit_code) {
                             .c_str());
     *exit_code = kExitOk;
   });
+
+  struct FakeVideoCli {
+    std::string input, output;
+    FakeVideoOptions options;
+  };
+  auto fv = std::make_shared<FakeVideoCli>();
+  CLI::App* fake = cmd->add_subcommand("fake-video", "Write a copy of a clip whose faces are self-blended (a synthetic fake for demos/tests)");
+  fake->add_option("input", fv->input, "Source video")->required();
+  fake->add_option("output", fv->output, "Output video (.mp4, MPEG-4 Part 2)")->required();
+  fake->add_option("--seed", fv->options.seed, "Random seed of the blend (same seed, same clip)");
+  fake->add_option("--start", fv->options.start_s, "Leave frames before this time untouched");
+  fake->add_option("--max-frames", fv->options.max_frames, "Stop after this many frames (0 = whole clip)");
+  fake->callback([&g, fv, exit_code] {
+    if (auto st = apply_globals(g); !st.ok()) {
+      *exit_code = fail(st);
+      return;
+    }
+    auto stats = synthesize_fake_video(fv->input, fv->output, fv->options);
+    if (!stats.ok()) {
+      *exit_code = fail(stats.status());
+      return;
+    }
+    std::printf("%s\n", nlohmann::json{{"output", fv->output}, {"frames", stats->frames}, {"faces_blended", stats->faces_blended},
+                                       {"fps", stats->fps}}.dump().c_str());
+    *exit_code = kExitOk;
+  });
 }
 
 }  // namespace dfm::app

@@ -210,8 +210,12 @@ Result<std::shared_ptr<const ModelSet>> ModelSet::load(const ModelSetOptions& o)
   if (o.batch < 1 || o.batch > 256) return InvalidArgument("models.batch: must be within 1..256");
   std::vector<std::string> names = o.names;
   if (names.empty()) {
+    // Every *.json whose "schema" says it is a model card; other JSON (metrics, notes) may sit beside them.
     for (const auto& e : fs::directory_iterator(o.dir, ec)) {
-      if (e.path().extension() == ".json") names.push_back(e.path().stem().string());
+      if (e.path().extension() != ".json") continue;
+      std::ifstream in(e.path());
+      std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      if (text.find("\"dfmon.model_card/1\"") != std::string::npos) names.push_back(e.path().stem().string());
     }
     std::sort(names.begin(), names.end());
     if (names.empty()) return NotFound("models directory " + o.dir + ": no model cards (*.json)");

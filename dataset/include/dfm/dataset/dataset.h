@@ -67,3 +67,25 @@ cv::Mat swap_blend(const cv::Mat& target, const std::array<cv::Point2f, 68>& tar
                    const std::array<cv::Point2f, 68>& donor_lm, uint64_t seed, cv::Mat* mask_out = nullptr);
 
 }  // namespace dfm
+
+namespace dfm {
+
+struct FakeVideoOptions {
+  uint64_t seed = 1;
+  int max_frames = 0;           // 0 = whole clip
+  double start_s = 0;           // frames before this time are copied unchanged (real -> fake in one clip)
+  std::string fourcc = "mp4v";  // MPEG-4 Part 2: encodable by OpenCV's FFmpeg backend, decodable everywhere
+};
+
+struct FakeVideoStats {
+  int64_t frames = 0, faces_blended = 0;
+  double fps = 0;
+};
+
+// Writes a copy of a video in which every face from start_s on is self-blended (the same jitter and mask
+// for the whole clip, so the manipulation is temporally consistent): a synthetic deepfake for demos and
+// end-to-end tests. Not a realistic swap.
+Result<FakeVideoStats> synthesize_fake_video(const std::string& input, const std::string& output,
+                                             const FakeVideoOptions& options);
+
+}  // namespace dfm
