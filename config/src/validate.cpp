@@ -97,9 +97,11 @@ void check_models(Checker& c, const ModelsConfig& m) {
 void check_detector(Checker& c, const DetectorConfig& d) {
   if (d.type != "dlib_hog") c.fail("detector.type", "unknown detector " + quote(d.type) + " (available: dlib_hog)");
   c.int_range("detector.max_width", d.max_width, 0, 16384);
-  c.int_range("detector.detect_every", d.detect_every, 1, 1000);
+  // Same limits as make_face_detector(), so a config that passes `config check` also starts.
+  if (d.max_width > 0 && d.max_width < 64) c.fail("detector.max_width", std::to_string(d.max_width) + " is below 64 (0 = no downscaling)");
+  c.int_range("detector.detect_every", d.detect_every, 1, 100);
   c.int_range("detector.min_face", d.min_face, 0, 4096);
-  c.int_range("detector.upsample", d.upsample, 0, 3);
+  c.int_range("detector.upsample", d.upsample, 0, 2);
   c.real_range("detector.threshold", d.threshold, -10.0, 10.0);
 }
 

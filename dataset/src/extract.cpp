@@ -111,6 +111,8 @@ Result<ExtractStats> extract_dataset(const std::vector<std::string>& inputs, con
   if (opt.out_dir.empty()) return InvalidArgument("--out: output directory required");
   if (opt.val_fraction < 0 || opt.val_fraction > 1) return InvalidArgument("--val-fraction: must be within 0..1");
   if (opt.video_fps <= 0) return InvalidArgument("--fps: must be > 0");
+  if (opt.crop_size < 32 || opt.crop_size > 1024) return InvalidArgument("--size: must be within 32..1024");
+  if (opt.margin < 0 || opt.margin > 1) return InvalidArgument("--margin: must be within 0..1");
   auto log = get_logger("dataset");
   // Collect files first so that the split does not depend on directory iteration order.
   std::vector<fs::path> files;
@@ -143,7 +145,7 @@ Result<ExtractStats> extract_dataset(const std::vector<std::string>& inputs, con
   }
   DFM_ASSIGN_OR_RETURN(auto detector, make_face_detector(opt.detector));
   ExtractStats stats;
-  Writer writer{opt, std::ofstream(fs::path(opt.out_dir) / "landmarks.jsonl", std::ios::app), &stats, {}};
+  Writer writer{opt, std::ofstream(fs::path(opt.out_dir) / "landmarks.jsonl", std::ios::trunc), &stats, {}};
   if (!writer.landmarks) return IoError(opt.out_dir + "/landmarks.jsonl: cannot write");
   std::set<std::string> groups;
   AlignOptions align{opt.crop_size, opt.margin};

@@ -102,6 +102,7 @@ class DlibHogDetector final : public FaceDetector {
 
   Result<FaceDetection> landmarks_for(const cv::Mat& bgr, const cv::Rect& box) override {
     if (bgr.empty()) return InvalidArgument("empty image");
+    if (bgr.depth() != CV_8U) return InvalidArgument("image must be 8-bit");
     if (box.width <= 0 || box.height <= 0) return InvalidArgument("empty face box");
     FaceDetection f;
     f.box = box;

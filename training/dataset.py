@@ -1,0 +1,124 @@
+"""Face-crop dataset in the seed layout DIR/{train,val}/{real,fake}/*.{jpg,jpeg,png}.
+
+Images are aligned face crops (as written by `dfmon dataset extract` / `dfmon dataset synth`); labels are
+real=0, fake=1. Training augmentation degrades BOTH classes the same way (JPEG, blur, noise, rescaling),
+so compression or sharpness cannot become the cue that separates them.
+"""
+import os
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+
+from common import LABELS, MEAN, SCALE, STD
+
+IMG_EXTS = (".jpg", ".jpeg", ".png")
+
+
+def list_split(root, split):
+    """[(path, label)] for root/split/{real,fake}, sorted for reproducibility."""
+    items = []
+    for label, name in enumerate(LABELS):
+        d = os.path.join(root, split, name)
+        if not os.path.isdir(d):
+            continue
+        for f in sorted(os.listdir(d)):
+            if f.lower().endswith(IMG_EXTS):
+                items.append((os.path.join(d, f), label))
+    return items
+
+
+def to_tensor(rgb_u8):
+    """HxWx3 uint8 RGB → normalised CHW float tensor (the preprocessing written into the model card)."""
+    x = rgb_u8.astype(np.float32) * SCALE
+    x = (x - np.asarray(MEAN, np.float32)) / np.asarray(STD, np.float32)
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
+
+
+def augment(bgr, rng):
+    """Photometric and degradation augmentation of one BGR uint8 crop at its native resolution.
+
+    Order follows a capture pipeline: colour, then resolution loss, blur and sensor noise, and
+    compression last."""
+    img = bgr
+    if rng.random() < 0.5:
+        img = img[:, ::-1]
+    if rng.random() < 0.8:  # small colour jitter: brightness, contrast, saturation
+        f = img.astype(np.float32)
+        f = f * rng.uniform(0.85, 1.15) + rng.uniform(-15, 15)
+        f = (f - f.mean()) * rng.uniform(0.85, 1.15) + f.mean()
+        gray = f.mean(axis=2, keepdims=True)
+        f = gray + (f - gray) * rng.uniform(0.85, 1.15)
+        img = np.clip(f, 0, 255).astype(np.uint8)
+    h, w = img.shape[:2]
+    if rng.random() < 0.3:  # down-then-up scaling: low-resolution sources
+        s = rng.uniform(0.35, 0.9)
+        small = cv2.resize(img, (max(8, int(w * s)), max(8, int(h * s))), interpolation=cv2.INTER_AREA)
+        img = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    if rng.random() < 0.2:
+        img = cv2.GaussianBlur(img, (0, 0), sigmaX=rng.uniform(0.3, 1.5))
+    if rng.random() < 0.2:
+        noise = rng.normal(0.0, rng.uniform(1.0, 6.0), img.shape)
+        img = np.clip(img.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+    if rng.random() < 0.6:
+        q = int(rng.integers(40, 96))
+        ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(img), [cv2.IMWRITE_JPEG_QUALITY, q])
+        if ok:
+            img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    return np.ascontiguousarray(img)
+
+
+class FaceCrops(Dataset):
+    def __init__(self, root, split, size, train):
+        self.items = list_split(root, split)
+        if not self.items:
+            raise FileNotFoundError(f"no images under {os.path.join(root, split)}/{{real,fake}}")
+        self.size = size  # changed in place by progressive resizing
+        self.train = train
+
+    def __len__(self):
+        return len(self.items)
+
+    def labels(self):
+        return np.array([lab for _, lab in self.items], dtype=np.int64)
+
+    def __getitem__(self, i):
+        path, label = self.items[i]
+        bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise IOError(f"cannot read {path}")
+        if self.train:
+            # Seed from torch's RNG: reproducible under torch.manual_seed and distinct per worker.
+            bgr = augment(bgr, np.random.default_rng(int(torch.randint(0, 2 ** 31 - 1, (1,)))))
+        if bgr.shape[:2] != (self.size, self.size):
+            shrink = bgr.shape[0] > self.size
+            bgr = cv2.resize(bgr, (self.size, self.size),
+                             interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        return to_tensor(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)), label
+
+
+def balanced_sampler(ds, seed):
+    """Samples each class equally often per epoch (with replacement), whatever the class counts."""
+    labels = ds.labels()
+    counts = np.bincount(labels, minlength=len(LABELS)).astype(np.float64)
+    weights = 1.0 / np.maximum(counts[labels], 1.0)
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double), num_samples=len(labels),
+                                 replacement=True, generator=g)
+
+
+def _worker_init(_):
+    # Worker processes only decode and augment: one thread each, so they don't oversubscribe 2 cores.
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
+
+def make_loaders(root, size, batch, workers=0, seed=0):
+    train = FaceCrops(root, "train", size, train=True)
+    val = FaceCrops(root, "val", size, train=False)
+    train_dl = DataLoader(train, batch_size=batch, sampler=balanced_sampler(train, seed),
+                          num_workers=workers, drop_last=len(train) >= batch, worker_init_fn=_worker_init)
+    val_dl = DataLoader(val, batch_size=batch, shuffle=False, num_workers=workers, worker_init_fn=_worker_init)
+    return train_dl, val_dl

@@ -1,0 +1,205 @@
+#!/usr/bin/python3
+"""Smoke test of the training toolchain: tiny dataset -> train.py (both archs, a few steps, progressive
+resize, resume, --init) -> export.py (parity <= 1e-4, card fields) -> make_tiny_onnx.py; plus unit checks of
+the ViT export form, position-embedding resizing and ROC-AUC. Runs in well under a minute on 2 cores.
+
+  /usr/bin/python3 training/tests/test_smoke.py
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+TRAINING = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, TRAINING)
+
+import common  # noqa: E402  (first: sets the OpenMP wait policy before torch loads)
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import export  # noqa: E402
+import make_tiny_onnx  # noqa: E402
+import models  # noqa: E402
+import train  # noqa: E402
+
+PY = "/usr/bin/python3"
+TOL = 1e-4
+
+
+def make_seed_dataset(root, per_class=16, size=64, seed=0):
+    """Seed layout with a learnable cue: fakes carry a high-frequency noise patch on a smooth face-like
+    blob; reals are the smooth blob alone."""
+    rng = np.random.default_rng(seed)
+    for split in ("train", "val"):
+        for label in ("real", "fake"):
+            d = os.path.join(root, split, label)
+            os.makedirs(d)
+            for i in range(per_class):
+                base = rng.integers(40, 200, 3)
+                img = np.tile(base.astype(np.uint8), (size, size, 1))
+                cv2.ellipse(img, (size // 2, size // 2), (size // 3, size // 2 - 4), 0, 0, 360,
+                            [int(v) for v in rng.integers(120, 240, 3)], -1)
+                img = cv2.GaussianBlur(img, (0, 0), 2)
+                if label == "fake":
+                    y, x = rng.integers(8, size // 2, 2)
+                    patch = img[y:y + 24, x:x + 24].astype(np.int16) + rng.integers(-50, 50, (24, 24, 3))
+                    img[y:y + 24, x:x + 24] = np.clip(patch, 0, 255).astype(np.uint8)
+                ext = ".png" if i % 2 else ".jpg"
+                cv2.imwrite(os.path.join(d, f"{i:03d}{ext}"), img)
+
+
+def run(args):
+    r = subprocess.run([PY] + args, cwd=TRAINING, capture_output=True, text=True, timeout=240)
+    if r.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
+    return r.stdout
+
+
+def read_jsonl(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+class Smoke(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        common.set_threads(2)
+        cls.tmp = tempfile.mkdtemp(prefix="dfm_training_smoke_")
+        cls.data = os.path.join(cls.tmp, "data")
+        make_seed_dataset(cls.data)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def check_card(self, card_path, arch, max_batch=None):
+        with open(card_path) as f:
+            card = json.load(f)
+        self.assertEqual(card["schema"], "dfmon.model_card/1")
+        self.assertEqual(card["architecture"], arch)
+        self.assertEqual(card["file"], os.path.splitext(os.path.basename(card_path))[0] + ".onnx")
+        inp = card["input"]
+        self.assertEqual((inp["width"], inp["height"], inp["channels"]), (224, 224, 3))
+        self.assertEqual((inp["color"], inp["layout"]), ("RGB", "NCHW"))
+        self.assertAlmostEqual(inp["scale"], 1 / 255)
+        self.assertEqual(inp["mean"], [0.485, 0.456, 0.406])
+        self.assertEqual(inp["std"], [0.229, 0.224, 0.225])
+        if max_batch is not None:
+            self.assertEqual(inp["max_batch"], max_batch)
+        self.assertEqual(card["output"], {"type": "logits", "labels": ["real", "fake"], "fake_index": 1})
+        self.assertLessEqual(card["parity"]["max_abs_diff"], TOL)
+        self.assertGreaterEqual(card["parity"]["n_inputs"], 8)
+        for key in ("data", "recipe", "epochs", "images_seen", "wall_min", "seed"):
+            self.assertIn(key, card["training"])
+        for key in ("n", "accuracy", "auc"):
+            self.assertIn(key, card["metrics"]["val"])
+        onnx_path = os.path.join(os.path.dirname(card_path), card["file"])
+        self.assertEqual(card["onnx_sha256"], export.sha256_file(onnx_path))
+        self.assertEqual(len(card["date"]), 10)
+        return card
+
+    def train_and_export(self, arch, size, final_size, expect_max_batch):
+        run_dir = os.path.join(self.tmp, "run_" + arch)
+        base = ["train.py", "--data", self.data, "--arch", arch, "--out", run_dir, "--batch", "8",
+                "--size", str(size), "--final-size", str(final_size), "--epochs", "1", "--epoch-steps", "2",
+                "--threads", "2", "--seed", "3"]
+        out = run(base + ["--final-epochs", "1"])
+        self.assertIn("img/s", out)
+        rows = read_jsonl(os.path.join(run_dir, "metrics.jsonl"))
+        self.assertEqual([r["size"] for r in rows], [size, final_size])  # progressive resize happened
+        self.assertEqual(rows[-1]["val_n"], 32)
+        # Resume: one more epoch at the final size continues from last.pt (in-process: saves a start-up).
+        self.assertEqual(train.main(base[1:] + ["--final-epochs", "2", "--resume", "--log-every", "0"]), 0)
+        rows = read_jsonl(os.path.join(run_dir, "metrics.jsonl"))
+        self.assertEqual(len(rows), 3)
+        self.assertEqual(rows[-1]["images_seen"], 3 * 2 * 8)
+        ck = torch.load(os.path.join(run_dir, "best.pt"), map_location="cpu")
+        self.assertIn("val", ck["metrics"])
+
+        onnx_path = os.path.join(self.tmp, "models", arch + ".onnx")
+        run(["export.py", "--checkpoint", os.path.join(run_dir, "best.pt"), "--out", onnx_path,
+             "--parity-images", os.path.join(self.data, "val"), "--parity-count", "8"])
+        card = self.check_card(os.path.splitext(onnx_path)[0] + ".json", arch, expect_max_batch)
+        self.assertEqual(card["metrics"]["val"]["n"], 32)
+        self.assertGreater(card["training"]["images_seen"], 0)
+
+        # Fine-tuning start (--init) at another size; in-process to save an interpreter start.
+        ft_dir = run_dir + "_ft"
+        self.assertEqual(train.main(["--data", self.data, "--arch", arch, "--out", ft_dir, "--batch", "8",
+                                     "--size", "64", "--epochs", "1", "--epoch-steps", "1", "--log-every", "0",
+                                     "--init", os.path.join(run_dir, "best.pt")]), 0)
+        self.assertIn("fine-tuned from", torch.load(os.path.join(ft_dir, "last.pt"))["training"]["recipe"])
+
+    def test_resnet18_train_export(self):
+        self.train_and_export("resnet18", 32, 64, expect_max_batch=0)
+
+    def test_vit_tiny_train_export(self):
+        # 32 px = 2x2 patch grid, 48 px = 3x3: exercises the pos-embed interpolation at the switch and
+        # again (to 14x14) at export.
+        self.train_and_export("vit_tiny", 32, 48, expect_max_batch=0)
+
+    def test_vit_export_form_agrees(self):
+        torch.manual_seed(0)
+        m = models.vit_tiny(img_size=112).eval()
+        with torch.no_grad():  # non-trivial LayerNorm affine so the folding is really tested
+            for mod in m.modules():
+                if isinstance(mod, torch.nn.LayerNorm):
+                    mod.weight.uniform_(0.5, 1.5)
+                    mod.bias.normal_(0, 0.1)
+        x = torch.randn(3, 3, 224, 224)
+        ref = models.to_export_form(m, img_size=224)  # to_export_form must not modify m
+        self.assertEqual(m.img_size, 112)
+        m.set_img_size(224)
+        with torch.no_grad():
+            want = m(x)
+            for batch_agnostic in (True, False):
+                e = models.to_export_form(m, batch_agnostic=batch_agnostic)
+                got = torch.cat([e(x[i:i + 1]) for i in range(len(x))])
+                self.assertLessEqual(float((got - want).abs().max()), 1e-5)
+            self.assertLessEqual(float((ref(x) - want).abs().max()), 1e-5)
+
+    def test_resize_pos_embed(self):
+        pos = torch.randn(1, 1 + 7 * 7, 192)
+        self.assertTrue(torch.equal(models.resize_pos_embed(pos, 7), pos))
+        big = models.resize_pos_embed(pos, 14)
+        self.assertEqual(tuple(big.shape), (1, 1 + 14 * 14, 192))
+        self.assertTrue(torch.equal(big[:, 0], pos[:, 0]))  # class-token entry untouched
+        # A constant grid stays constant under bicubic resampling.
+        flat = torch.ones(1, 1 + 4, 8)
+        self.assertTrue(torch.allclose(models.resize_pos_embed(flat, 3), torch.ones(1, 10, 8), atol=1e-6))
+
+    def test_roc_auc(self):
+        rng = np.random.default_rng(1)
+        y = rng.integers(0, 2, 200)
+        s = rng.integers(0, 10, 200) / 10.0  # many ties
+        pos, neg = s[y == 1], s[y == 0]
+        brute = ((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (
+            len(pos) * len(neg))
+        self.assertAlmostEqual(common.roc_auc(y, s), brute, places=12)
+        self.assertEqual(common.roc_auc([0, 0, 1, 1], [0.1, 0.2, 0.3, 0.4]), 1.0)
+        self.assertIsNone(common.roc_auc([1, 1], [0.1, 0.2]))
+
+    def test_make_tiny_onnx(self):
+        out = os.path.join(self.tmp, "tiny")
+        self.assertEqual(make_tiny_onnx.main(["--out", out]), 0)
+        self.check_card(os.path.join(out, "tiny_a.json"), "tiny_conv", max_batch=0)
+        self.check_card(os.path.join(out, "tiny_b.json"), "tiny_vit", max_batch=1)
+        with open(os.path.join(out, "expected.json")) as f:
+            expected = json.load(f)
+        # The recipes rebuild the inputs; OpenCV on those inputs gives the recorded probabilities.
+        blob = np.stack([export.to_tensor(export.render_recipe(r)).numpy() for r in expected["inputs"]])
+        for name, m in expected["models"].items():
+            net = cv2.dnn.readNetFromONNX(os.path.join(out, m["file"]))
+            got = []
+            for b in blob:
+                net.setInput(b[None])
+                got.append(export.softmax(net.forward()))
+            self.assertLessEqual(float(np.abs(np.concatenate(got) - np.array(m["probs"])).max()), TOL)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

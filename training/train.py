@@ -1,0 +1,278 @@
+#!/usr/bin/python3
+"""Trains a real/fake face-crop classifier from scratch on a seed-layout dataset.
+
+  /usr/bin/python3 training/train.py --data DIR --arch resnet18 --out runs/r18 \
+      --epochs 10 --size 112 --final-epochs 2 --final-size 224 --time-budget-min 60
+
+Writes RUN_DIR/metrics.jsonl (one line per epoch), RUN_DIR/last.pt (every epoch, every
+--ckpt-every-min minutes and when the time budget stops training) and RUN_DIR/best.pt (best val AUC).
+`--resume` continues from RUN_DIR/last.pt, mid-epoch included. export.py turns a checkpoint into ONNX.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402,F401  (first: sets the OpenMP wait policy before torch loads)
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from common import roc_auc, seed_everything, set_threads  # noqa: E402
+from dataset import make_loaders  # noqa: E402
+from models import ARCHS, VisionTransformer, build_model, load_weights  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, help="seed-layout dataset: DIR/{train,val}/{real,fake}/*.jpg")
+    p.add_argument("--arch", required=True, choices=ARCHS)
+    p.add_argument("--out", required=True, help="run directory (checkpoints, metrics.jsonl)")
+    p.add_argument("--epochs", type=int, default=10, help="epochs at --size")
+    p.add_argument("--size", type=int, default=112, help="training image size of the first phase")
+    p.add_argument("--final-size", type=int, default=224, help="image size of the final phase")
+    p.add_argument("--final-epochs", type=int, default=0, help="epochs at --final-size after --epochs")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 1e-3 resnet18, "
+                                                           "5e-4 vit_tiny)")
+    p.add_argument("--weight-decay", type=float, default=0.05)
+    p.add_argument("--warmup-epochs", type=float, default=1.0)
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--clip", type=float, default=1.0, help="gradient norm clip (0 = off)")
+    p.add_argument("--time-budget-min", type=float, default=0.0,
+                   help="stop cleanly (validate, save) after this many minutes of this invocation; 0 = none")
+    p.add_argument("--ckpt-every-min", type=float, default=10.0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-steps", type=int, default=0, help="stop after this many optimiser steps in total "
+                                                             "(smoke tests); 0 = no cap")
+    p.add_argument("--epoch-steps", type=int, default=0, help="cap on steps per epoch; 0 = a full pass")
+    p.add_argument("--log-every", type=int, default=50, help="steps between progress lines")
+    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt if it exists")
+    p.add_argument("--init", help="start from the weights of this checkpoint (fine-tuning; fresh optimizer "
+                                  "and schedule)")
+    args = p.parse_args(argv)
+    if args.lr is None:
+        args.lr = 1e-3 if args.arch == "resnet18" else 5e-4
+    if args.final_epochs == 0:
+        args.final_size = args.size
+    return args
+
+
+def lr_at(step, total, warmup, peak, floor_ratio=0.01):
+    """Linear warmup, then cosine decay to floor_ratio * peak."""
+    if warmup > 0 and step < warmup:
+        return peak * (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    return peak * (floor_ratio + (1 - floor_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def switch_size(model, opt, size):
+    """Progressive resizing of a ViT: bicubic pos-embed interpolation, and the optimizer takes the new
+    pos_embed Parameter with fresh Adam moments (the old ones have the old grid's shape)."""
+    old = model.pos_embed
+    model.set_img_size(size)
+    for g in opt.param_groups:
+        g["params"] = [model.pos_embed if p is old else p for p in g["params"]]
+    opt.state.pop(old, None)
+
+
+def param_groups(model, weight_decay):
+    # No weight decay on biases, norm parameters and the ViT's embeddings (standard practice).
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.ndim <= 1 or name in ("pos_embed", "cls_token"):
+            no_decay.append(p)
+        else:
+            decay.append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+@torch.no_grad()
+def evaluate(model, loader, criterion):
+    model.eval()
+    losses, scores, labels = [], [], []
+    for x, y in loader:
+        logits = model(x)
+        losses.append(criterion(logits, y).item() * len(y))
+        scores.append(torch.softmax(logits, dim=1)[:, 1].numpy())
+        labels.append(y.numpy())
+    scores, labels = np.concatenate(scores), np.concatenate(labels)
+    n = int(len(labels))
+    return {"n": n, "loss": float(sum(losses) / max(1, n)),
+            "accuracy": float(((scores >= 0.5) == (labels == 1)).mean()) if n else 0.0,
+            "auc": roc_auc(labels, scores)}
+
+
+def save_checkpoint(path, ckpt):
+    tmp = path + ".tmp"
+    torch.save(ckpt, tmp)
+    os.replace(tmp, path)  # atomic: an interrupted save never leaves a truncated last.pt
+
+
+def recipe(args):
+    phases = f"{args.epochs} ep at {args.size}px"
+    if args.final_epochs:
+        phases += f" + {args.final_epochs} ep at {args.final_size}px"
+    start = f"fine-tuned from {args.init}" if args.init else "from scratch"
+    return (f"{args.arch} {start}; {phases}; AdamW lr {args.lr:g} wd {args.weight_decay:g}, "
+            f"warmup {args.warmup_epochs:g} ep + cosine; batch {args.batch}; label smoothing "
+            f"{args.label_smoothing:g}; aug flip/colour/rescale/blur/noise/JPEG q40-95 on both classes; "
+            f"class-balanced sampling")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    set_threads(args.threads)
+    seed_everything(args.seed)
+    os.makedirs(args.out, exist_ok=True)
+    last_path, best_path = os.path.join(args.out, "last.pt"), os.path.join(args.out, "best.pt")
+    metrics_path = os.path.join(args.out, "metrics.jsonl")
+
+    train_dl, val_dl = make_loaders(args.data, args.size, args.batch, args.workers, args.seed)
+    n_train, n_val = len(train_dl.dataset), len(val_dl.dataset)
+    total_epochs = args.epochs + args.final_epochs
+    steps_per_epoch = len(train_dl) if not args.epoch_steps else min(len(train_dl), args.epoch_steps)
+    total_steps = steps_per_epoch * total_epochs
+    if args.max_steps:
+        total_steps = min(total_steps, args.max_steps)
+    warmup = int(args.warmup_epochs * steps_per_epoch)
+
+    def size_of(epoch):
+        return args.size if epoch < args.epochs else args.final_size
+
+    model = build_model(args.arch, img_size=size_of(0))
+    opt = torch.optim.AdamW(param_groups(model, args.weight_decay), lr=args.lr)
+    criterion = nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
+    eval_criterion = nn.CrossEntropyLoss()
+    st = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "images_seen": 0, "wall_sec": 0.0,
+          "best_key": -1.0}
+
+    if args.init and not (args.resume and os.path.exists(last_path)):
+        ck = torch.load(args.init, map_location="cpu")
+        if ck.get("arch", args.arch) != args.arch:
+            sys.exit(f"{args.init} is a {ck['arch']} checkpoint, not {args.arch}")
+        load_weights(model, ck["model"])  # a ViT's pos_embed is resampled to the current size
+        print(f"initialised from {args.init}", flush=True)
+    if args.resume and os.path.exists(last_path):
+        ck = torch.load(last_path, map_location="cpu")
+        if ck["arch"] != args.arch:
+            sys.exit(f"{last_path} is a {ck['arch']} checkpoint, not {args.arch}")
+        if isinstance(model, VisionTransformer):
+            switch_size(model, opt, ck["img_size"])  # before loading: the optimizer state has that shape
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        st.update(ck["state"])
+        torch.set_rng_state(ck["torch_rng"])
+        print(f"resumed from {last_path}: epoch {st['epoch']} step {st['step_in_epoch']}, "
+              f"{st['images_seen']} images seen", flush=True)
+
+    data_desc = f"{args.data} ({n_train} train / {n_val} val crops)"
+
+    def checkpoint(val_metrics):
+        return {"arch": args.arch, "img_size": getattr(model, "img_size", size_of(st["epoch"])),
+                "model": model.state_dict(), "optimizer": opt.state_dict(), "state": dict(st),
+                "torch_rng": torch.get_rng_state(), "args": vars(args),
+                "metrics": {"val": val_metrics} if val_metrics else None,
+                "training": {"data": data_desc, "recipe": recipe(args), "epochs": st["epoch"],
+                             "images_seen": st["images_seen"], "wall_min": round(st["wall_sec"] / 60, 2),
+                             "seed": args.seed}}
+
+    t_start = time.time()
+    wall_base = st["wall_sec"]
+    last_ckpt_time = t_start
+    stop_reason = None
+
+    def validate_and_save(epoch_done, train_loss, img_s, partial):
+        val = evaluate(model, val_dl, eval_criterion)
+        st["wall_sec"] = wall_base + time.time() - t_start
+        rec = {"epoch": st["epoch"] + (0 if epoch_done else 1), "partial": partial,
+               "size": train_dl.dataset.size, "train_loss": train_loss, "val_loss": val["loss"],
+               "val_acc": val["accuracy"], "val_auc": val["auc"], "val_n": val["n"], "img_s": img_s,
+               "lr": opt.param_groups[0]["lr"], "images_seen": st["images_seen"],
+               "step": st["global_step"], "wall_min": round(st["wall_sec"] / 60, 2)}
+        auc = "n/a" if val["auc"] is None else f"{val['auc']:.4f}"
+        print(f"epoch {rec['epoch']}/{total_epochs}{' (partial)' if partial else ''} size {rec['size']} | "
+              f"train loss {train_loss:.4f} | val loss {val['loss']:.4f} acc {val['accuracy']:.4f} "
+              f"auc {auc} (n={val['n']}) | {img_s:.1f} img/s | lr {rec['lr']:.2e} | "
+              f"seen {st['images_seen']} | {rec['wall_min']:.1f} min", flush=True)
+        with open(metrics_path, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        # Best by val AUC (accuracy when the val set has one class only).
+        key = val["auc"] if val["auc"] is not None else val["accuracy"]
+        ck = checkpoint(val)
+        if key > st["best_key"]:
+            st["best_key"] = key
+            ck["state"] = dict(st)
+            save_checkpoint(best_path, ck)
+        save_checkpoint(last_path, ck)
+
+    while st["epoch"] < total_epochs and stop_reason is None:
+        if args.max_steps and st["global_step"] >= args.max_steps:
+            stop_reason = "max steps"
+            break
+        size = size_of(st["epoch"])
+        if train_dl.dataset.size != size or getattr(model, "img_size", size) != size:
+            print(f"image size -> {size}", flush=True)
+            train_dl.dataset.size = val_dl.dataset.size = size
+            if isinstance(model, VisionTransformer) and model.img_size != size:
+                switch_size(model, opt, size)
+        # Re-seed the sampler per epoch so a resumed run draws the same epochs as an uninterrupted one.
+        train_dl.sampler.generator.manual_seed(args.seed * 100003 + st["epoch"])
+        model.train()
+        loss_sum, n_seen, t_epoch = 0.0, 0, time.time()
+        steps_left = steps_per_epoch - st["step_in_epoch"]
+        for x, y in train_dl:
+            lr = lr_at(st["global_step"], total_steps, warmup, args.lr)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            loss = criterion(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if args.clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+            opt.step()
+            steps_left -= 1
+            st["step_in_epoch"] += 1
+            st["global_step"] += 1
+            st["images_seen"] += len(y)
+            loss_sum += loss.item() * len(y)
+            n_seen += len(y)
+            now = time.time()
+            if args.log_every and st["global_step"] % args.log_every == 0:
+                print(f"  step {st['global_step']}/{total_steps} loss {loss_sum / n_seen:.4f} "
+                      f"{n_seen / (now - t_epoch):.1f} img/s lr {lr:.2e}", flush=True)
+            if args.max_steps and st["global_step"] >= args.max_steps:
+                stop_reason = "max steps"
+                break
+            if args.time_budget_min and now - t_start > args.time_budget_min * 60:
+                stop_reason = "time budget"
+                break
+            if args.ckpt_every_min and now - last_ckpt_time > args.ckpt_every_min * 60:
+                st["wall_sec"] = wall_base + now - t_start
+                save_checkpoint(last_path, checkpoint(None))
+                last_ckpt_time = now
+            if steps_left <= 0:
+                break
+        img_s = n_seen / max(1e-9, time.time() - t_epoch)
+        epoch_done = st["step_in_epoch"] >= steps_per_epoch
+        if epoch_done:
+            st["epoch"] += 1
+            st["step_in_epoch"] = 0
+        validate_and_save(epoch_done, loss_sum / max(1, n_seen), img_s, partial=not epoch_done)
+        last_ckpt_time = time.time()
+
+    if stop_reason:
+        print(f"stopped: {stop_reason}; resume with --resume", flush=True)
+    print(f"done: {st['images_seen']} images seen, best val AUC {st['best_key']:.4f}, "
+          f"checkpoints in {args.out}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
