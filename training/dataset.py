@@ -98,6 +98,53 @@ class FaceCrops(Dataset):
         return to_tensor(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)), label
 
 
+class PairedCrops(Dataset):
+    """Each real crop together with one of its own synthetic fakes (`<stem>_sbiK` / `<stem>_swapK` from
+    `dfmon dataset synth`), augmented with the SAME random draws. With the pair in one batch the only
+    difference the network can use is the manipulation itself, not who or where the person is — the
+    pairing Self-Blended Images trains with."""
+
+    def __init__(self, root, split, size):
+        real_dir, fake_dir = os.path.join(root, split, "real"), os.path.join(root, split, "fake")
+        fakes = {}
+        for f in sorted(os.listdir(fake_dir)) if os.path.isdir(fake_dir) else []:
+            stem = f.rsplit("_", 1)[0]
+            fakes.setdefault(stem, []).append(os.path.join(fake_dir, f))
+        self.pairs = []
+        for f in sorted(os.listdir(real_dir)) if os.path.isdir(real_dir) else []:
+            stem = os.path.splitext(f)[0]
+            if f.lower().endswith(IMG_EXTS) and stem in fakes:
+                self.pairs.append((os.path.join(real_dir, f), fakes[stem]))
+        if not self.pairs:
+            raise FileNotFoundError(f"no real/fake pairs under {os.path.join(root, split)} (made by dfmon dataset synth)")
+        self.size = size
+
+    def __len__(self):
+        return len(self.pairs)
+
+    def _load(self, path, seed):
+        bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise IOError(f"cannot read {path}")
+        bgr = augment(bgr, np.random.default_rng(seed))
+        if bgr.shape[:2] != (self.size, self.size):
+            shrink = bgr.shape[0] > self.size
+            bgr = cv2.resize(bgr, (self.size, self.size),
+                             interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        return to_tensor(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+
+    def __getitem__(self, i):
+        real, fakes = self.pairs[i]
+        seed = int(torch.randint(0, 2 ** 31 - 1, (1,)))
+        fake = fakes[int(torch.randint(0, len(fakes), (1,)))]
+        return torch.stack([self._load(real, seed), self._load(fake, seed)]), torch.tensor([0, 1])
+
+
+def _collate_pairs(batch):
+    xs, ys = zip(*batch)
+    return torch.cat(xs), torch.cat(ys)
+
+
 def balanced_sampler(ds, seed):
     """Samples each class equally often per epoch (with replacement), whatever the class counts."""
     labels = ds.labels()
@@ -115,9 +162,18 @@ def _worker_init(_):
     torch.set_num_threads(1)
 
 
-def make_loaders(root, size, batch, workers=0, seed=0):
-    train = FaceCrops(root, "train", size, train=True)
+def make_loaders(root, size, batch, workers=0, seed=0, paired=False):
     val = FaceCrops(root, "val", size, train=False)
+    if paired:  # batch/2 real crops, each with one of its own fakes
+        train = PairedCrops(root, "train", size)
+        g = torch.Generator()
+        g.manual_seed(seed)
+        train_dl = DataLoader(train, batch_size=max(1, batch // 2), shuffle=True, generator=g, num_workers=workers,
+                              drop_last=len(train) >= batch // 2, worker_init_fn=_worker_init,
+                              collate_fn=_collate_pairs)
+        return train_dl, DataLoader(val, batch_size=batch, shuffle=False, num_workers=workers,
+                                    worker_init_fn=_worker_init)
+    train = FaceCrops(root, "train", size, train=True)
     train_dl = DataLoader(train, batch_size=batch, sampler=balanced_sampler(train, seed),
                           num_workers=workers, drop_last=len(train) >= batch, worker_init_fn=_worker_init)
     val_dl = DataLoader(val, batch_size=batch, shuffle=False, num_workers=workers, worker_init_fn=_worker_init)

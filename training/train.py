@@ -54,6 +54,8 @@ def parse_args(argv=None):
     p.add_argument("--epoch-steps", type=int, default=0, help="cap on steps per epoch; 0 = a full pass")
     p.add_argument("--log-every", type=int, default=50, help="steps between progress lines")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt if it exists")
+    p.add_argument("--paired", action="store_true",
+                   help="train on real/fake pairs (each real with one of its own synthetic fakes, same augmentation)")
     p.add_argument("--init", help="start from the weights of this checkpoint (fine-tuning; fresh optimizer "
                                   "and schedule)")
     args = p.parse_args(argv)
@@ -134,7 +136,7 @@ def main(argv=None):
     last_path, best_path = os.path.join(args.out, "last.pt"), os.path.join(args.out, "best.pt")
     metrics_path = os.path.join(args.out, "metrics.jsonl")
 
-    train_dl, val_dl = make_loaders(args.data, args.size, args.batch, args.workers, args.seed)
+    train_dl, val_dl = make_loaders(args.data, args.size, args.batch, args.workers, args.seed, args.paired)
     n_train, n_val = len(train_dl.dataset), len(val_dl.dataset)
     total_epochs = args.epochs + args.final_epochs
     steps_per_epoch = len(train_dl) if not args.epoch_steps else min(len(train_dl), args.epoch_steps)

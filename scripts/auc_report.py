@@ -1,0 +1,71 @@
+#!/usr/bin/python3
+"""Frame- and video-level ROC AUC from a dfmon.audit/1 report whose file names carry the label."""
+import json
+import os
+import re
+import sys
+
+import numpy as np
+
+
+def auc(labels, scores):
+    """Mann-Whitney U with ties counted half (same rule as dfmon evaluate)."""
+    labels, scores = np.asarray(labels), np.asarray(scores, dtype=float)
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    if len(pos) == 0 or len(neg) == 0:
+        return float("nan")
+    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return greater / (len(pos) * len(neg))
+
+
+def label_of(path):
+    name = os.path.basename(path)
+    if re.search(r"(^|[._])(fake)([._]|$)", name, re.I):
+        return 1
+    if re.search(r"(^|[._])(real)([._]|$)", name, re.I):
+        return 0
+    return None
+
+
+def main():
+    report = json.load(open(sys.argv[1]))
+    names = [m["name"] for m in report["models"]]
+    keys = names + ["ensemble"]
+    frame = {k: ([], []) for k in keys}
+    video = {k: ([], []) for k in keys}
+    per_video = {}
+    skipped = []
+    for inp in report["inputs"]:
+        y = label_of(inp["source"])
+        if y is None or inp["status"] != "ok" or not inp["timeline"]:
+            skipped.append((os.path.basename(inp["source"]), inp.get("error") or "no faces"))
+            continue
+        for k in keys:
+            vals = [p["ensemble"] if k == "ensemble" else p["models"][k] for p in inp["timeline"]]
+            frame[k][0].extend([y] * len(vals))
+            frame[k][1].extend(vals)
+            video[k][0].append(y)
+            video[k][1].append(float(np.mean(vals)))
+        per_video[os.path.basename(inp["source"])] = (y, float(np.mean([p["ensemble"] for p in inp["timeline"]])))
+    nv = len(video["ensemble"][0])
+    nf = sum(video["ensemble"][0])
+    print("videos scored: %d (%d fake, %d real); skipped %d" % (nv, nf, nv - nf, len(skipped)))
+    for name, why in skipped:
+        print("  skipped %s: %s" % (name, why))
+    print("%-10s %10s %10s   (frames: %d)" % ("model", "frame AUC", "video AUC", len(frame["ensemble"][0])))
+    for k in keys:
+        print("%-10s %10.3f %10.3f" % (k, auc(*frame[k]), auc(*video[k])))
+    # Same-footage pairs (DeepFaceLive halves): does each fake score above its own real?
+    pairs = []
+    for name, (y, s) in per_video.items():
+        if name.startswith("fake_dfl_"):
+            real = "real_" + name[len("fake_"):]
+            if real in per_video:
+                pairs.append(s - per_video[real][1])
+    if pairs:
+        print("same-footage pairs: fake above its real in %d of %d (mean difference %+.3f)" %
+              (sum(d > 0 for d in pairs), len(pairs), float(np.mean(pairs))))
+
+
+if __name__ == "__main__":
+    main()
