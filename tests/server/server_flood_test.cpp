@@ -68,6 +68,12 @@ Event score_event(int i) {
   return e;
 }
 
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+constexpr double kSlowdown = 5;
+#else
+constexpr double kSlowdown = 1;
+#endif
+
 constexpr const char* kAllTypes = "/alerts?types=alert_start,alert_end,score,stream_state";
 
 TEST(ServerFlood, SlowClientNeverBlocksPipelineOrFastClient) {
@@ -127,7 +133,10 @@ TEST(ServerFlood, SlowClientNeverBlocksPipelineOrFastClient) {
   std::sort(publish_ms.begin(), publish_ms.end());
   const double p50 = publish_ms[publish_ms.size() / 2], p99 = publish_ms[publish_ms.size() * 99 / 100],
                worst = publish_ms.back();
-  EXPECT_LT(worst, 100.0);  // "a few ms" in practice; generous for a loaded 2-core CI box
+  // Typically p99 ~6 us and max ~1 ms; the bounds leave room for a loaded 2-core box (and sanitizers,
+  // whose instrumentation and preemption can stretch one publish() past 100 ms).
+  EXPECT_LT(p99, 5.0 * kSlowdown);
+  EXPECT_LT(worst, 100.0 * kSlowdown);
   std::cout << "[ measure  ] publish(): p50 " << p50 * 1000 << " us, p99 " << p99 * 1000 << " us, max " << worst
             << " ms over " << kEvents << " events (" << publish_s << " s incl. pacing)\n"
             << "[ measure  ] slow client: max queued " << slow_info->max_queued << "/" << kCap << ", dropped "

@@ -138,7 +138,9 @@ TEST(StdoutSink, StalledReaderNeverBlocksPublish) {
     worst_ms =
         std::max(worst_ms, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
-  EXPECT_LT(worst_ms, 50.0);
+  // A publish() stuck on the pipe would never return; anything finite proves it did not wait. The bound
+  // only absorbs preemption on a loaded machine (sanitizer builds are far slower).
+  EXPECT_LT(worst_ms, 250.0);
   EXPECT_GT(sink->stats().dropped, 0u);
   std::cout << "[ measure  ] stalled stdout sink: worst publish " << worst_ms << " ms, dropped "
             << sink->stats().dropped << " of 5000 (queue 16)\n";
