@@ -7,6 +7,7 @@
 
 #include "dfm/common/log.h"
 #include "dfm/pipeline/decoder.h"
+#include "dfm/pipeline/follow.h"
 
 namespace dfm {
 
@@ -31,18 +32,6 @@ Result<std::unique_ptr<Auditor>> Auditor::create(std::shared_ptr<const ModelSet>
   return a;
 }
 
-namespace {
-
-// Between detections a face is followed by re-fitting landmarks inside its last box, re-centred on the
-// previous landmarks' centroid shift: cheap (~2 ms) next to HOG on the whole frame.
-cv::Rect follow_box(const cv::Rect& last, const FaceDetection& refit) {
-  cv::Point2f c(0, 0);
-  for (const auto& p : refit.landmarks) c += p;
-  c *= 1.0f / 68.0f;
-  return cv::Rect(static_cast<int>(c.x - last.width / 2.0f), static_cast<int>(c.y - last.height / 2.0f), last.width, last.height);
-}
-
-}  // namespace
 
 InputReport Auditor::audit(const std::string& source, const std::function<void(const AuditProgress&)>& progress,
                            const std::atomic<bool>* cancel) {
@@ -106,15 +95,7 @@ InputReport Auditor::audit(const std::string& source, const std::function<void(c
       }
       faces = std::move(det).value();
     } else {
-      for (int id : tracker.active_tracks()) {
-        auto box = tracker.last_box(id);
-        if (!box) continue;
-        auto refit = detector_->landmarks_for(frame.bgr, *box);
-        if (!refit.ok()) continue;
-        FaceDetection f = *refit;
-        f.box = follow_box(*box, f);
-        faces.push_back(f);
-      }
+      faces = follow_tracks(tracker, *detector_, frame.bgr);
     }
     std::vector<int> ids = tracker.update(frame.pts_s, faces);
     for (int id : tracker.expire(frame.pts_s)) close_track(id);

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "dfm/common/log.h"
+#include "dfm/pipeline/follow.h"
 
 namespace dfm {
 
@@ -190,18 +191,7 @@ struct Monitor::Impl {
       auto r = det.detect(frame.bgr);
       if (r.ok()) faces = std::move(r).value();
     } else {
-      for (int id : s.tracker->active_tracks()) {
-        auto box = s.tracker->last_box(id);
-        if (!box) continue;
-        auto refit = det.landmarks_for(frame.bgr, *box);
-        if (!refit.ok()) continue;
-        FaceDetection f = *refit;
-        cv::Point2f c(0, 0);
-        for (const auto& p : f.landmarks) c += p;
-        c *= 1.0f / 68.0f;
-        f.box = cv::Rect(static_cast<int>(c.x - box->width / 2.0f), static_cast<int>(c.y - box->height / 2.0f), box->width, box->height);
-        faces.push_back(f);
-      }
+      faces = follow_tracks(*s.tracker, det, frame.bgr);
     }
     std::vector<int> ids = s.tracker->update(frame.pts_s, faces);
     for (int id : s.tracker->expire(frame.pts_s)) {
