@@ -288,15 +288,30 @@ def main(argv=None):
     p.add_argument("--vit-form", choices=("batched", "plain"), default="batched",
                    help="ViT export form: batched runs any batch in cv2.dnn; plain is batch 1 only")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--native-size", action="store_true",
+                   help="keep the size the model was trained at (e.g. 112) and put a fixed 2x2 average pool in "
+                        "front, so the file still takes the product's 224x224 crops; default: resize the model to 224")
     args = p.parse_args(argv)
     set_threads(args.threads)
 
     arch, model, ck = load_checkpoint_model(args.checkpoint, args.arch)
     reference = model
-    if isinstance(model, VisionTransformer):
-        reference = copy.deepcopy(model)
-        reference.set_img_size(EXPORT_SIZE)  # bicubic pos-embed interpolation to the 14x14 grid
-    module = export_ready(arch, reference, EXPORT_SIZE, batch_agnostic=args.vit_form == "batched")
+    trained = ck.get("img_size", EXPORT_SIZE)
+    if args.native_size and trained != EXPORT_SIZE:
+        if EXPORT_SIZE % trained:
+            raise ValueError(f"--native-size needs {EXPORT_SIZE} to be a multiple of the trained size {trained}")
+        # A 224 crop averaged over k x k pixels is exactly the INTER_AREA resize the model was trained on.
+        k = EXPORT_SIZE // trained
+        inner = export_ready(arch, model, trained, batch_agnostic=args.vit_form == "batched")
+        module = torch.nn.Sequential(torch.nn.AvgPool2d(k), inner).eval()
+        reference = torch.nn.Sequential(torch.nn.AvgPool2d(k), model).eval()
+        if ck.get("training") is not None:
+            ck["training"]["input_note"] = f"trained at {trained} px; the network averages {k}x{k} pixels of the 224 px crop first"
+    else:
+        if isinstance(model, VisionTransformer):
+            reference = copy.deepcopy(model)
+            reference.set_img_size(EXPORT_SIZE)  # bicubic pos-embed interpolation to the 14x14 grid
+        module = export_ready(arch, reference, EXPORT_SIZE, batch_agnostic=args.vit_form == "batched")
     name = args.name or os.path.splitext(os.path.basename(args.out))[0]
     card_path = args.card or os.path.splitext(args.out)[0] + ".json"
     images = parity_inputs(args.parity_images, limit=max(MIN_PARITY_INPUTS, args.parity_count))
