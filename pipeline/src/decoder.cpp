@@ -3,7 +3,6 @@
 
 #include <gst/app/gstappsink.h>
 #include <gst/gst.h>
-#include <gst/video/video.h>
 
 #include <atomic>
 #include <cctype>
@@ -12,10 +11,8 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
-#include <filesystem>
 #include <limits>
 #include <mutex>
-#include <system_error>
 
 #include "decoder_gst.h"
 #include "dfm/common/log.h"
@@ -23,35 +20,17 @@
 namespace dfm {
 namespace {
 
-namespace fs = std::filesystem;
 using namespace gstutil;
 using Clock = std::chrono::steady_clock;
 
 // How long one appsink pull waits; bounds the latency of noticing errors and stalls.
 constexpr GstClockTime kPullSlice = 50 * GST_MSECOND;
-// Timescale rounding (e.g. 1001/30000 s frames) must not push a due frame to the next one.
-constexpr int64_t kSampleTolerance = GST_MSECOND;
 // Small and blocking: an audit must not lose sampled frames, and memory stays bounded.
-constexpr guint kAppsinkMaxBuffers = 4;
-
-// Mirrors GstAutoplugSelectResult, which playback plugins do not export in a header.
-enum AutoplugSelect { kAutoplugTry = 0, kAutoplugExpose = 1, kAutoplugSkip = 2 };
+constexpr AppsinkMode kAppsinkMode{/*sync=*/false, /*max_buffers=*/4, /*drop=*/false};
 
 // After decodebin swallowed an error (see gstutil::tap_errors) and nothing got linked for this
 // long, report that error instead of waiting for the stall timeout.
 constexpr int64_t kSwallowedErrorGraceNs = 1500 * GST_MSECOND;
-
-// Rejects inputs GStreamer would report confusingly (or only after starting a pipeline).
-Status check_local_file(const std::string& input, const std::string& path) {
-  std::error_code ec;
-  fs::file_status st = fs::status(path, ec);
-  if (ec || !fs::exists(st)) return NotFound(input + ": no such file");
-  if (fs::is_directory(st)) return InvalidArgument(input + ": is a directory, expected a video file");
-  if (fs::is_regular_file(st) && fs::file_size(path, ec) == 0 && !ec) {
-    return InvalidArgument(input + ": file is empty (0 bytes)");
-  }
-  return Status::Ok();
-}
 
 Status check_options(const DecodeOptions& o) {
   if (!std::isfinite(o.sample_fps) || o.sample_fps < 0) {
@@ -114,12 +93,7 @@ struct VideoDecoder::Impl {
   GstMessage* swallowed = nullptr;  // guarded by mu: first ERROR seen by the tap
   int64_t swallowed_at_ns = 0;      // guarded by mu
 
-  // Touched only by the video streaming thread (inside the probe).
-  GstSegment segment{};
-  bool have_segment = false;
-  bool sampled_any = false;
-  int64_t next_due_ns = 0;
-  int64_t step_ns = 0;
+  PtsSampler sampler;  // touched only by the video streaming thread (inside the probe)
 
   // Owner thread only.
   bool finished = false;
@@ -129,83 +103,39 @@ struct VideoDecoder::Impl {
   mutable double duration_cache = -1;
 
   ~Impl() {
-    if (pipeline) {
-      // NULL joins the streaming threads (flushing a blocked appsink), so no callback outlives us.
-      gst_element_set_state(pipeline, GST_STATE_NULL);
-      untap_errors(pipeline);
-      gst_object_unref(pipeline);
-    }
-    if (bus) gst_object_unref(bus);
+    destroy_pipeline(pipeline, bus);
     if (swallowed) gst_message_unref(swallowed);
   }
 
-  static int64_t now_ns() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
-  }
   void touch() { last_activity_ns = now_ns(); }
 
-  // Media time of a decoded buffer: stream time (0 = start of the source) when the segment allows.
+  // Media time of a decoded buffer: the sampler's stream time, extrapolated when there is no PTS.
   int64_t media_time_ns(GstBuffer* buf) {
-    GstClockTime pts = GST_BUFFER_PTS(buf);
+    if (std::optional<int64_t> t = sampler.media_time_ns(buf)) return *t;
+    // Rare (raw AVI); extrapolate so sampling still advances.
     int64_t last = last_time_ns.load(std::memory_order_relaxed);
-    if (!GST_CLOCK_TIME_IS_VALID(pts)) {  // rare (raw AVI); extrapolate so sampling still advances
-      if (last == std::numeric_limits<int64_t>::min()) return 0;
-      GstClockTime dur = GST_BUFFER_DURATION(buf);
-      return last + (GST_CLOCK_TIME_IS_VALID(dur) ? static_cast<int64_t>(dur) : 0);
-    }
-    if (have_segment) {
-      guint64 st = 0;
-      int sign = gst_segment_to_stream_time_full(&segment, GST_FORMAT_TIME, pts, &st);
-      if (sign > 0) return static_cast<int64_t>(st);
-      if (sign < 0) return -static_cast<int64_t>(st);
-    }
-    return static_cast<int64_t>(pts);
-  }
-
-  bool due(int64_t t) {
-    if (step_ns <= 0) return true;
-    if (!sampled_any) {
-      sampled_any = true;
-      next_due_ns = t + step_ns;
-      return true;
-    }
-    if (t < next_due_ns - kSampleTolerance) return false;
-    next_due_ns += step_ns;
-    // A whole slot went by without a frame (gap, or a source slower than sample_fps): re-anchor
-    // the grid on this frame instead of emitting a burst to catch up.
-    if (next_due_ns <= t) next_due_ns = t + step_ns;
-    return true;
+    if (last == std::numeric_limits<int64_t>::min()) return 0;
+    GstClockTime dur = GST_BUFFER_DURATION(buf);
+    return last + (GST_CLOCK_TIME_IS_VALID(dur) ? static_cast<int64_t>(dur) : 0);
   }
 
   static GstPadProbeReturn on_probe(GstPad*, GstPadProbeInfo* info, gpointer user) {
     auto* d = static_cast<Impl*>(user);
-    if (info->type & GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM) {
-      GstEvent* ev = GST_PAD_PROBE_INFO_EVENT(info);
-      if (GST_EVENT_TYPE(ev) == GST_EVENT_SEGMENT) {
-        const GstSegment* seg = nullptr;
-        gst_event_parse_segment(ev, &seg);
-        gst_segment_copy_into(seg, &d->segment);
-        d->have_segment = true;
-      }
-      return GST_PAD_PROBE_OK;
-    }
-    GstBuffer* buf = GST_PAD_PROBE_INFO_BUFFER(info);
+    GstBuffer* buf = d->sampler.take(info);
     if (!buf) return GST_PAD_PROBE_OK;
     int64_t index = d->decoded.fetch_add(1);
     int64_t t = d->media_time_ns(buf);
     d->last_time_ns.store(t);
     // Dropping here means videoscale/videoconvert/appsink never see unsampled frames.
-    if (!d->due(t)) return GST_PAD_PROBE_DROP;
+    if (!d->sampler.due(t)) return GST_PAD_PROBE_DROP;
     std::lock_guard<std::mutex> lock(d->mu);
     d->pending.push_back({GST_BUFFER_PTS(buf), t, index});
     return GST_PAD_PROBE_OK;
   }
 
-  // Audio decoding is wasted work here: skip audio decoders, leaving those streams unexposed.
   static int on_autoplug_select(GstElement*, GstPad*, GstCaps*, GstElementFactory* factory, gpointer user) {
     static_cast<Impl*>(user)->touch();
-    const gchar* klass = gst_element_factory_get_metadata(factory, GST_ELEMENT_METADATA_KLASS);
-    if (klass && strstr(klass, "Decoder") && strstr(klass, "Audio")) {
+    if (is_audio_decoder(factory)) {
       static_cast<Impl*>(user)->saw_other_stream = true;
       return kAutoplugSkip;
     }
@@ -233,86 +163,35 @@ struct VideoDecoder::Impl {
   static void on_pad_added(GstElement*, GstPad* pad, gpointer user) {
     auto* d = static_cast<Impl*>(user);
     d->touch();
-    GstCaps* caps = gst_pad_get_current_caps(pad);
-    if (!caps) caps = gst_pad_query_caps(pad, nullptr);
-    std::string name =
-        (caps && !gst_caps_is_empty(caps)) ? gst_structure_get_name(gst_caps_get_structure(caps, 0)) : "";
-    std::string desc = caps_string(caps);
-    if (caps) gst_caps_unref(caps);
-
-    if (name == "video/x-raw" && !d->video_linked.load()) {
-      GstPad* sink = gst_element_get_static_pad(d->head, "sink");
-      GstPadLinkReturn r = gst_pad_link(pad, sink);
-      gst_object_unref(sink);
+    PadCaps caps = pad_caps(pad);
+    if (caps.name == "video/x-raw" && !d->video_linked.load()) {
+      GstPadLinkReturn r = link_video_pad(pad, d->head, &Impl::on_probe, d);
       if (r != GST_PAD_LINK_OK) {
         std::lock_guard<std::mutex> lock(d->mu);
         d->link_error =
-            d->input + ": cannot convert decoded video " + desc + " to BGR (" + gst_pad_link_get_name(r) + ")";
+            d->input + ": cannot convert decoded video " + caps.desc + " to BGR (" + gst_pad_link_get_name(r) + ")";
         return;
       }
-      gst_pad_add_probe(pad,
-                        static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
-                        &Impl::on_probe, d, nullptr);
       d->video_linked = true;
       return;
     }
-    if (name.rfind("video/", 0) != 0) d->saw_other_stream = true;
-    // Any other stream (extra video, subtitles, undecoded audio) drains into a fakesink so the
-    // demuxer never sees not-linked on it.
-    GstElement* sink = gst_element_factory_make("fakesink", nullptr);
-    if (!sink) return;
-    g_object_set(sink, "sync", FALSE, "async", FALSE, "enable-last-sample", FALSE, nullptr);
-    gst_bin_add(GST_BIN(d->pipeline), sink);
-    gst_element_sync_state_with_parent(sink);
-    GstPad* sinkpad = gst_element_get_static_pad(sink, "sink");
-    gst_pad_link(pad, sinkpad);
-    gst_object_unref(sinkpad);
+    if (caps.name.rfind("video/", 0) != 0) d->saw_other_stream = true;
+    // Any other stream: extra video, subtitles, undecoded audio.
+    drain_pad(d->pipeline, pad);
   }
 
   Status build(const std::string& uri) {
     pipeline = gst_pipeline_new("dfm-decoder");
-    GstElement* src = gst_element_factory_make("uridecodebin", "src");
-    GstElement* scale = opt.max_width > 0 ? gst_element_factory_make("videoscale", "scale") : nullptr;
-    GstElement* size = opt.max_width > 0 ? gst_element_factory_make("capsfilter", "size") : nullptr;
-    GstElement* convert = gst_element_factory_make("videoconvert", "convert");
-    appsink = gst_element_factory_make("appsink", "sink");
-    if (!pipeline || !src || !convert || !appsink || (opt.max_width > 0 && (!scale || !size))) {
-      for (GstElement* e : {src, scale, size, convert, appsink}) {
-        if (e) gst_object_unref(gst_object_ref_sink(e));
-      }
-      appsink = nullptr;
-      return Unsupported(input +
-                         ": GStreamer elements uridecodebin/videoconvert/videoscale/appsink are missing "
-                         "(install gstreamer1.0-plugins-base)");
-    }
-    g_object_set(src, "uri", uri.c_str(), nullptr);
+    Result<VideoGraph> graph = add_video_graph(pipeline, input, uri, opt.max_width, kAppsinkMode,
+                                               "cannot link the decoder's conversion elements");
+    if (!graph.ok()) return graph.status();
+    GstElement* src = graph->src;
     g_signal_connect(src, "pad-added", G_CALLBACK(&Impl::on_pad_added), this);
     g_signal_connect(src, "no-more-pads", G_CALLBACK(&Impl::on_no_more_pads), this);
     g_signal_connect(src, "unknown-type", G_CALLBACK(&Impl::on_unknown_type), this);
     g_signal_connect(src, "autoplug-select", G_CALLBACK(&Impl::on_autoplug_select), this);
-
-    GstCaps* bgr = gst_caps_from_string("video/x-raw,format=BGR");
-    g_object_set(appsink, "caps", bgr, "emit-signals", FALSE, "sync", FALSE, "max-buffers", kAppsinkMaxBuffers, "drop",
-                 FALSE, "enable-last-sample", FALSE, nullptr);
-    gst_caps_unref(bgr);
-
-    gst_bin_add_many(GST_BIN(pipeline), src, convert, appsink, nullptr);
-    bool linked = true;
-    if (scale) {
-      // Width range + square pixels: videoscale fixates the height from the display aspect ratio,
-      // and leaves frames already narrow enough untouched. Scaling before BGR conversion is cheaper.
-      std::string c = "video/x-raw,width=[1," + std::to_string(opt.max_width) + "],pixel-aspect-ratio=1/1";
-      GstCaps* limit = gst_caps_from_string(c.c_str());
-      g_object_set(size, "caps", limit, nullptr);
-      gst_caps_unref(limit);
-      gst_bin_add_many(GST_BIN(pipeline), scale, size, nullptr);
-      linked = gst_element_link_many(scale, size, convert, appsink, nullptr);
-      head = scale;
-    } else {
-      linked = gst_element_link(convert, appsink);
-      head = convert;
-    }
-    if (!linked) return Internal(input + ": cannot link the decoder's conversion elements");
+    head = graph->head;
+    appsink = graph->appsink;
     bus = gst_element_get_bus(pipeline);
     tap_errors(pipeline, [this](GstMessage* msg) {
       std::lock_guard<std::mutex> lock(mu);
@@ -328,22 +207,14 @@ struct VideoDecoder::Impl {
     while (GstMessage* msg = gst_bus_pop(bus)) {
       Status st;
       if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR || GST_MESSAGE_TYPE(msg) == GST_MESSAGE_WARNING) {
-        GError* err = nullptr;
-        gchar* debug = nullptr;
-        bool error = GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR;
-        if (error)
-          gst_message_parse_error(msg, &err, &debug);
-        else
-          gst_message_parse_warning(msg, &err, &debug);
-        if (error) {
-          st = explain_error(status_from_gerror(input, err, debug));
-        } else if (strstr(err->message, "type 'audio/")) {
-          log->debug("{}: {}", input, shorten(err->message));  // we skip audio decoders on purpose
+        ParsedMessage m(msg);
+        if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR) {
+          st = explain_error(status_from_gerror(input, m.err, m.debug));
+        } else if (strstr(m.err->message, "type 'audio/")) {
+          log->debug("{}: {}", input, shorten(m.err->message));  // we skip audio decoders on purpose
         } else {
-          log->warn("{}: {}", input, shorten(err->message));
+          log->warn("{}: {}", input, shorten(m.err->message));
         }
-        g_error_free(err);
-        g_free(debug);
       }
       gst_message_unref(msg);
       if (!st.ok()) return st;
@@ -401,16 +272,7 @@ struct VideoDecoder::Impl {
         f.pts_s = GST_CLOCK_TIME_IS_VALID(pts) ? static_cast<double>(pts) / GST_SECOND : 0.0;
       }
     }
-    GstVideoInfo info;
-    GstVideoFrame vf;
-    if (gst_video_info_from_caps(&info, gst_sample_get_caps(sample)) &&
-        gst_video_frame_map(&vf, &info, buf, GST_MAP_READ)) {
-      // Respect the row stride, then copy so the frame owns its pixels after the sample is freed.
-      cv::Mat view(GST_VIDEO_FRAME_HEIGHT(&vf), GST_VIDEO_FRAME_WIDTH(&vf), CV_8UC3, GST_VIDEO_FRAME_PLANE_DATA(&vf, 0),
-                   GST_VIDEO_FRAME_PLANE_STRIDE(&vf, 0));
-      f.bgr = view.clone();
-      gst_video_frame_unmap(&vf);
-    }
+    f.bgr = copy_bgr(sample);
     f.arrival_ns = now_ns();
     return f;
   }
@@ -437,7 +299,7 @@ Result<std::unique_ptr<VideoDecoder>> VideoDecoder::open(const std::string& path
   auto impl = std::make_unique<Impl>();
   impl->input = path_or_uri;
   impl->opt = options;
-  impl->step_ns = options.sample_fps > 0 ? static_cast<int64_t>(std::llround(1e9 / options.sample_fps)) : 0;
+  impl->sampler.set_rate(options.sample_fps);
   DFM_RETURN_IF_ERROR(impl->build(uri));
 
   if (gst_element_set_state(impl->pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {

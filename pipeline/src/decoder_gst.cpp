@@ -1,15 +1,25 @@
-// GStreamer plumbing shared by the decoder: init once, GError -> Status, and the error tap.
+// GStreamer plumbing shared by the decoder and live sources: init once, GError -> Status, the
+// error tap, the BGR graph and the PTS sampler.
 #include "decoder_gst.h"
 
 #include <gst/gsttracer.h>
+#include <gst/video/video.h>
 
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
 #include <mutex>
+#include <system_error>
 #include <unordered_map>
 
 #include "dfm/pipeline/decoder.h"
 
 namespace dfm {
 namespace {
+
+// Timescale rounding (e.g. 1001/30000 s frames) must not push a due frame to the next one.
+constexpr int64_t kSampleTolerance = GST_MSECOND;
 
 // A minimal GstTracer: GStreamer's only public hook that sees messages before bins handle them.
 struct DfmErrorTap {
@@ -60,6 +70,11 @@ void ensure_gstreamer() {
 
 namespace gstutil {
 
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 std::string shorten(std::string s, size_t max) {
   if (s.size() > max) s = s.substr(0, max) + "...";
   return s;
@@ -97,14 +112,21 @@ Status status_from_gerror(const std::string& input, const GError* err, const gch
   return Status(code, msg);
 }
 
-Status status_from_error_message(const std::string& input, GstMessage* error_msg) {
-  GError* err = nullptr;
-  gchar* debug = nullptr;
-  gst_message_parse_error(error_msg, &err, &debug);
-  Status st = status_from_gerror(input, err, debug);
-  g_error_free(err);
+ParsedMessage::ParsedMessage(GstMessage* msg) {
+  if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_WARNING)
+    gst_message_parse_warning(msg, &err, &debug);
+  else
+    gst_message_parse_error(msg, &err, &debug);
+}
+
+ParsedMessage::~ParsedMessage() {
+  if (err) g_error_free(err);
   g_free(debug);
-  return st;
+}
+
+Status status_from_error_message(const std::string& input, GstMessage* error_msg) {
+  ParsedMessage m(error_msg);
+  return status_from_gerror(input, m.err, m.debug);
 }
 
 void tap_errors(GstElement* pipeline, std::function<void(GstMessage*)> on_error) {
@@ -115,6 +137,174 @@ void tap_errors(GstElement* pipeline, std::function<void(GstMessage*)> on_error)
 void untap_errors(GstElement* pipeline) {
   std::lock_guard<std::mutex> lock(g_tap_mu);
   taps().erase(GST_OBJECT(pipeline));
+}
+
+Status check_local_file(const std::string& who, const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::file_status st = fs::status(path, ec);
+  if (ec || !fs::exists(st)) return NotFound(who + ": no such file");
+  if (fs::is_directory(st)) return InvalidArgument(who + ": is a directory, expected a video file");
+  if (fs::is_regular_file(st) && fs::file_size(path, ec) == 0 && !ec) {
+    return InvalidArgument(who + ": file is empty (0 bytes)");
+  }
+  return Status::Ok();
+}
+
+Result<VideoGraph> add_video_graph(GstElement* pipeline, const std::string& who, const std::string& uri, int max_width,
+                                   const AppsinkMode& mode, const std::string& link_failure) {
+  GstElement* src = gst_element_factory_make("uridecodebin", "src");
+  GstElement* scale = max_width > 0 ? gst_element_factory_make("videoscale", "scale") : nullptr;
+  GstElement* size = max_width > 0 ? gst_element_factory_make("capsfilter", "size") : nullptr;
+  GstElement* convert = gst_element_factory_make("videoconvert", "convert");
+  GstElement* appsink = gst_element_factory_make("appsink", "sink");
+  if (!pipeline || !src || !convert || !appsink || (max_width > 0 && (!scale || !size))) {
+    for (GstElement* e : {src, scale, size, convert, appsink}) {
+      if (e) gst_object_unref(gst_object_ref_sink(e));
+    }
+    return Unsupported(who +
+                       ": GStreamer elements uridecodebin/videoconvert/videoscale/appsink are missing "
+                       "(install gstreamer1.0-plugins-base)");
+  }
+  g_object_set(src, "uri", uri.c_str(), nullptr);
+
+  GstCaps* bgr = gst_caps_from_string("video/x-raw,format=BGR");
+  g_object_set(appsink, "caps", bgr, "emit-signals", FALSE, "sync", mode.sync ? TRUE : FALSE, "max-buffers",
+               mode.max_buffers, "drop", mode.drop ? TRUE : FALSE, "enable-last-sample", FALSE, nullptr);
+  gst_caps_unref(bgr);
+
+  gst_bin_add_many(GST_BIN(pipeline), src, convert, appsink, nullptr);
+  VideoGraph g{src, convert, appsink};
+  bool linked = true;
+  if (scale) {
+    // Width range + square pixels: videoscale fixates the height from the display aspect ratio,
+    // and leaves frames already narrow enough untouched. Scaling before BGR conversion is cheaper.
+    std::string c = "video/x-raw,width=[1," + std::to_string(max_width) + "],pixel-aspect-ratio=1/1";
+    GstCaps* limit = gst_caps_from_string(c.c_str());
+    g_object_set(size, "caps", limit, nullptr);
+    gst_caps_unref(limit);
+    gst_bin_add_many(GST_BIN(pipeline), scale, size, nullptr);
+    linked = gst_element_link_many(scale, size, convert, appsink, nullptr);
+    g.head = scale;
+  } else {
+    linked = gst_element_link(convert, appsink);
+  }
+  if (!linked) return Internal(who + ": " + link_failure);
+  return g;
+}
+
+void destroy_pipeline(GstElement*& pipeline, GstBus*& bus) {
+  if (pipeline) {
+    gst_element_set_state(pipeline, GST_STATE_NULL);
+    untap_errors(pipeline);
+    gst_object_unref(pipeline);
+    pipeline = nullptr;
+  }
+  if (bus) gst_object_unref(bus);
+  bus = nullptr;
+}
+
+bool is_audio_decoder(GstElementFactory* factory) {
+  const gchar* klass = gst_element_factory_get_metadata(factory, GST_ELEMENT_METADATA_KLASS);
+  return klass && strstr(klass, "Decoder") && strstr(klass, "Audio");
+}
+
+PadCaps pad_caps(GstPad* pad) {
+  GstCaps* caps = gst_pad_get_current_caps(pad);
+  if (!caps) caps = gst_pad_query_caps(pad, nullptr);
+  PadCaps out;
+  if (caps && !gst_caps_is_empty(caps)) out.name = gst_structure_get_name(gst_caps_get_structure(caps, 0));
+  out.desc = caps_string(caps);
+  if (caps) gst_caps_unref(caps);
+  return out;
+}
+
+GstPadLinkReturn link_video_pad(GstPad* pad, GstElement* head, GstPadProbeCallback probe, gpointer user) {
+  GstPad* sink = gst_element_get_static_pad(head, "sink");
+  GstPadLinkReturn r = gst_pad_link(pad, sink);
+  gst_object_unref(sink);
+  if (r == GST_PAD_LINK_OK) {
+    gst_pad_add_probe(pad,
+                      static_cast<GstPadProbeType>(GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM),
+                      probe, user, nullptr);
+  }
+  return r;
+}
+
+void drain_pad(GstElement* pipeline, GstPad* pad) {
+  GstElement* sink = gst_element_factory_make("fakesink", nullptr);
+  if (!sink) return;
+  g_object_set(sink, "sync", FALSE, "async", FALSE, "enable-last-sample", FALSE, nullptr);
+  gst_bin_add(GST_BIN(pipeline), sink);
+  gst_element_sync_state_with_parent(sink);
+  GstPad* sinkpad = gst_element_get_static_pad(sink, "sink");
+  gst_pad_link(pad, sinkpad);
+  gst_object_unref(sinkpad);
+}
+
+cv::Mat copy_bgr(GstSample* sample) {
+  GstVideoInfo info;
+  GstVideoFrame vf;
+  cv::Mat out;
+  if (gst_video_info_from_caps(&info, gst_sample_get_caps(sample)) &&
+      gst_video_frame_map(&vf, &info, gst_sample_get_buffer(sample), GST_MAP_READ)) {
+    // Respect the row stride, then copy so the image owns its pixels after the sample is freed.
+    cv::Mat view(GST_VIDEO_FRAME_HEIGHT(&vf), GST_VIDEO_FRAME_WIDTH(&vf), CV_8UC3, GST_VIDEO_FRAME_PLANE_DATA(&vf, 0),
+                 GST_VIDEO_FRAME_PLANE_STRIDE(&vf, 0));
+    out = view.clone();
+    gst_video_frame_unmap(&vf);
+  }
+  return out;
+}
+
+void PtsSampler::set_rate(double sample_fps) {
+  step_ns_ = sample_fps > 0 ? static_cast<int64_t>(std::llround(1e9 / sample_fps)) : 0;
+}
+
+void PtsSampler::reset_segment() {
+  gst_segment_init(&segment_, GST_FORMAT_TIME);
+  have_segment_ = false;
+}
+
+GstBuffer* PtsSampler::take(GstPadProbeInfo* info) {
+  if (info->type & GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM) {
+    GstEvent* ev = GST_PAD_PROBE_INFO_EVENT(info);
+    if (GST_EVENT_TYPE(ev) == GST_EVENT_SEGMENT) {
+      const GstSegment* seg = nullptr;
+      gst_event_parse_segment(ev, &seg);
+      gst_segment_copy_into(seg, &segment_);
+      have_segment_ = true;
+    }
+    return nullptr;
+  }
+  return GST_PAD_PROBE_INFO_BUFFER(info);
+}
+
+std::optional<int64_t> PtsSampler::media_time_ns(GstBuffer* buf) const {
+  GstClockTime pts = GST_BUFFER_PTS(buf);
+  if (!GST_CLOCK_TIME_IS_VALID(pts)) return std::nullopt;
+  if (have_segment_) {
+    guint64 st = 0;
+    int sign = gst_segment_to_stream_time_full(&segment_, GST_FORMAT_TIME, pts, &st);
+    if (sign > 0) return static_cast<int64_t>(st);
+    if (sign < 0) return -static_cast<int64_t>(st);
+  }
+  return static_cast<int64_t>(pts);
+}
+
+bool PtsSampler::due(int64_t t) {
+  if (step_ns_ <= 0) return true;
+  if (!sampled_any_) {
+    sampled_any_ = true;
+    next_due_ns_ = t + step_ns_;
+    return true;
+  }
+  if (t < next_due_ns_ - kSampleTolerance) return false;
+  next_due_ns_ += step_ns_;
+  // A whole slot went by without a frame (gap, or a source slower than sample_fps): re-anchor
+  // the grid on this frame instead of emitting a burst to catch up.
+  if (next_due_ns_ <= t) next_due_ns_ = t + step_ns_;
+  return true;
 }
 
 }  // namespace gstutil

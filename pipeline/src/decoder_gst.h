@@ -1,18 +1,36 @@
-// Private GStreamer helpers for the decoder: one-time init, GError translation, swallowed-error tap.
+// Private GStreamer helpers shared by VideoDecoder (decoder.cpp) and LiveSource (live_source*.cpp):
+// one-time init, GError translation, the swallowed-error tap, the uridecodebin -> BGR appsink
+// graph, and the PTS sampler that runs in the decoded video pad's probe.
 #pragma once
 
 #include <gst/gst.h>
 
+#include <cstdint>
 #include <functional>
+#include <opencv2/core.hpp>
+#include <optional>
 #include <string>
 
 #include "dfm/common/status.h"
 
 namespace dfm::gstutil {
 
+int64_t now_ns();  // steady clock
+
 // Caps strings and debug text can carry kilobytes of codec data; keep messages readable.
 std::string shorten(std::string s, size_t max = 300);
 std::string caps_string(const GstCaps* caps);
+
+// The GError and debug text of an ERROR or WARNING message, freed with this object.
+struct ParsedMessage {
+  explicit ParsedMessage(GstMessage* msg);
+  ~ParsedMessage();
+  ParsedMessage(const ParsedMessage&) = delete;
+  ParsedMessage& operator=(const ParsedMessage&) = delete;
+
+  GError* err = nullptr;
+  gchar* debug = nullptr;
+};
 
 // Our Status from a GStreamer error: code by GError domain/code, message names the input and
 // carries GError text plus (shortened) debug detail.
@@ -27,5 +45,80 @@ Status status_from_error_message(const std::string& input, GstMessage* error_msg
 void tap_errors(GstElement* pipeline, std::function<void(GstMessage*)> on_error);
 // After this returns, `on_error` for `pipeline` is not running and will not run again.
 void untap_errors(GstElement* pipeline);
+
+// Rejects local files GStreamer would report confusingly (or only after starting a pipeline):
+// missing -> NotFound, a directory or an empty file -> InvalidArgument; messages start with `who`.
+Status check_local_file(const std::string& who, const std::string& path);
+
+// ---- The graph: uridecodebin "src" -> [videoscale "scale" -> capsfilter "size"] -> videoconvert
+// "convert" -> appsink "sink" (BGR).
+
+struct AppsinkMode {
+  bool sync = false;
+  guint max_buffers = 1;
+  bool drop = false;
+};
+
+struct VideoGraph {
+  GstElement* src = nullptr;      // uridecodebin; the caller connects its signals
+  GstElement* head = nullptr;     // first element of the video branch (see link_video_pad)
+  GstElement* appsink = nullptr;  // BGR, no signals, no last sample
+};
+
+// Adds the graph to `pipeline`, reading `uri`. max_width > 0 inserts the scaler. Errors:
+// Unsupported (`who`: a plugin is missing), Internal (`who`: `link_failure`).
+Result<VideoGraph> add_video_graph(GstElement* pipeline, const std::string& who, const std::string& uri, int max_width,
+                                   const AppsinkMode& mode, const std::string& link_failure);
+
+// Stops and releases one pipeline: NULL joins its streaming threads (flushing a blocked appsink),
+// so no callback outlives it, and its error tap goes. Both end null; no-op when nothing was built.
+void destroy_pipeline(GstElement*& pipeline, GstBus*& bus);
+
+// Mirrors GstAutoplugSelectResult, which playback plugins do not export in a header.
+enum AutoplugSelect { kAutoplugTry = 0, kAutoplugExpose = 1, kAutoplugSkip = 2 };
+
+// Audio decoding is wasted work here: autoplug-select skips these, leaving those streams unexposed.
+bool is_audio_decoder(GstElementFactory* factory);
+
+// A new pad's media type ("" when unknown) and its (shortened) caps text.
+struct PadCaps {
+  std::string name;
+  std::string desc;
+};
+PadCaps pad_caps(GstPad* pad);
+
+// Links the decoded video pad to the graph's head and puts `probe` on it (buffers and downstream
+// events, as PtsSampler::take wants). The probe is added only when the link succeeded.
+GstPadLinkReturn link_video_pad(GstPad* pad, GstElement* head, GstPadProbeCallback probe, gpointer user);
+
+// Any other stream drains into a fakesink so the demuxer never sees not-linked on it.
+void drain_pad(GstElement* pipeline, GstPad* pad);
+
+// The sample's image as an owned BGR copy (row stride respected); empty when it cannot be mapped.
+cv::Mat copy_bgr(GstSample* sample);
+
+// DecodeOptions::sample_fps's rule (see decoder.h), decided in the decoded video pad's probe, i.e.
+// before conversion, so unsampled frames cost only their decode. Only the video streaming thread
+// touches it.
+class PtsSampler {
+ public:
+  void set_rate(double sample_fps);  // 0 = every frame
+  // A new pipeline: forget its segment. The sampling grid carries on.
+  void reset_segment();
+  // One probe call: remembers a SEGMENT event and returns the buffer, or nullptr (events pass).
+  GstBuffer* take(GstPadProbeInfo* info);
+  // Stream time of the buffer's PTS (0 = start of the source) when the segment allows, else the
+  // PTS; nullopt when the buffer has none.
+  std::optional<int64_t> media_time_ns(GstBuffer* buf) const;
+  // Whether the frame at media time `t` is kept (advances the grid when it is).
+  bool due(int64_t t);
+
+ private:
+  GstSegment segment_{};
+  bool have_segment_ = false;
+  int64_t step_ns_ = 0;
+  bool sampled_any_ = false;
+  int64_t next_due_ns_ = 0;
+};
 
 }  // namespace dfm::gstutil

@@ -27,10 +27,6 @@ std::string secs(double s) {
 
 }  // namespace
 
-int64_t live::now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
-}
-
 // How one attempt ended.
 struct LiveSource::Impl::RunEnd {
   enum What { kFailed, kStopped, kEos, kRestart } what = kFailed;
@@ -202,7 +198,7 @@ Result<std::unique_ptr<LiveSource>> LiveSource::create(const LiveSourceOptions& 
   impl->kind = live::kind_of(impl->uri);
   impl->tag = "stream \"" + o.id + "\": " + live::redact_uri(impl->uri);
   impl->log = get_logger(o.id);
-  impl->step_ns = o.sample_fps > 0 ? static_cast<int64_t>(std::llround(1e9 / o.sample_fps)) : 0;
+  impl->sampler.set_rate(o.sample_fps);
   return std::unique_ptr<LiveSource>(new LiveSource(std::move(impl)));
 }
 
@@ -252,7 +248,7 @@ LiveSourceStats LiveSource::stats() const {
   s.queue_depth = q.depth;
   s.queue_high_water = q.high_water;
   int64_t last = d.last_sample_ns.load();
-  s.last_frame_age_s = last == 0 ? -1.0 : static_cast<double>(live::now_ns() - last) / 1e9;
+  s.last_frame_age_s = last == 0 ? -1.0 : static_cast<double>(gstutil::now_ns() - last) / 1e9;
   return s;
 }
 

@@ -13,6 +13,7 @@
 #include <string>
 #include <thread>
 
+#include "decoder_gst.h"
 #include "dfm/common/log.h"
 #include "dfm/common/status.h"
 #include "dfm/pipeline/live_source.h"
@@ -39,8 +40,6 @@ std::string redact_uri(const std::string& uri);
 
 // An ERROR/WARNING message as our Status: `tag: GError text (last line of the debug detail)`.
 Status describe_error(const std::string& tag, GstMessage* msg);
-
-int64_t now_ns();  // steady clock
 
 constexpr int64_t kDefaultFrameDur = 40 * GST_MSECOND;
 
@@ -78,13 +77,10 @@ struct LiveSource::Impl {
   std::string link_error;  // guarded by err_mu
 
   // Timeline and sampler: only the video streaming thread touches these, and attempts never overlap.
-  GstSegment segment{};
-  bool have_segment = false;
+  gstutil::PtsSampler sampler;
   bool first_in_run = true;
   bool have_out = false;
   int64_t last_out_ns = 0, offset_ns = 0, frame_dur_ns = live::kDefaultFrameDur;
-  int64_t step_ns = 0, next_due_ns = 0;
-  bool sampled_any = false;
   // Probe -> appsink hand-over. Both run in one push call on the same thread (no queue between).
   GstClockTime kept_pts = GST_CLOCK_TIME_NONE;
   int64_t kept_out_ns = 0, kept_index = 0;
@@ -101,7 +97,6 @@ struct LiveSource::Impl {
   // Streaming-thread side.
   int64_t media_time_ns(GstBuffer* buf);
   int64_t timeline_ns(int64_t raw, int64_t prev_decode_ns);
-  bool due(int64_t t);
   static GstPadProbeReturn on_probe(GstPad*, GstPadProbeInfo* info, gpointer user);
   static GstFlowReturn on_new_sample(GstAppSink* sink, gpointer user);
   static int on_autoplug_select(GstElement*, GstPad*, GstCaps*, GstElementFactory* factory, gpointer);

@@ -2,16 +2,12 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
-#include <filesystem>
-#include <system_error>
 
 #include "decoder_gst.h"
 #include "live_source_internal.h"
 
 namespace dfm::live {
 namespace {
-
-namespace fs = std::filesystem;
 
 struct SchemeInfo {
   const char* scheme;
@@ -75,13 +71,7 @@ Status check_source(const std::string& uri, const std::string& tag) {
   if (!file) return InvalidArgument(tag + ": not a valid local file URI");
   std::string path = file;
   g_free(file);
-  std::error_code ec;
-  fs::file_status st = fs::status(path, ec);
-  if (ec || !fs::exists(st)) return NotFound(tag + ": no such file");
-  if (fs::is_directory(st)) return InvalidArgument(tag + ": is a directory, expected a video file");
-  if (fs::is_regular_file(st) && fs::file_size(path, ec) == 0 && !ec)
-    return InvalidArgument(tag + ": file is empty (0 bytes)");
-  return Status::Ok();
+  return gstutil::check_local_file(tag, path);
 }
 
 Status validate_options(const LiveSourceOptions& o) {
@@ -123,21 +113,14 @@ std::string redact_uri(const std::string& uri) {
 }
 
 Status describe_error(const std::string& tag, GstMessage* msg) {
-  GError* err = nullptr;
-  gchar* debug = nullptr;
-  if (GST_MESSAGE_TYPE(msg) == GST_MESSAGE_WARNING)
-    gst_message_parse_warning(msg, &err, &debug);
-  else
-    gst_message_parse_error(msg, &err, &debug);
-  Status st = gstutil::status_from_gerror(tag, err, nullptr);
+  gstutil::ParsedMessage m(msg);
+  Status st = gstutil::status_from_gerror(tag, m.err, nullptr);
   // Debug text is "file.c(123): function (): /Element/path:\nwhat happened"; the last line says why.
-  std::string detail = debug ? debug : "";
+  std::string detail = m.debug ? m.debug : "";
   size_t nl = detail.rfind('\n');
   detail = nl == std::string::npos ? "" : gstutil::shorten(detail.substr(nl + 1), 160);
-  if (!detail.empty() && err->message && detail != err->message)
+  if (!detail.empty() && m.err->message && detail != m.err->message)
     st = Status(st.code(), st.message() + " (" + detail + ")");
-  g_error_free(err);
-  g_free(debug);
   return st;
 }
 

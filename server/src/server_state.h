@@ -2,6 +2,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <map>
 #include <memory>
@@ -14,6 +15,11 @@
 #include "dfm/server/server.h"
 
 namespace dfm::server {
+
+// A timeout option in seconds as a steady-clock duration (for timers and stream deadlines).
+inline std::chrono::steady_clock::duration seconds(double s) {
+  return std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(s));
+}
 
 // One serialised event, shared by every client queue that holds it (the JSON is never copied per client).
 struct OutMsg {

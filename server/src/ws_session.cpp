@@ -19,10 +19,6 @@ using tcp = net::ip::tcp;
 
 namespace {
 
-std::chrono::steady_clock::duration seconds(double s) {
-  return std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(s));
-}
-
 class WsSession : public FeedClient, public std::enable_shared_from_this<WsSession> {
  public:
   WsSession(std::shared_ptr<Server::State> st, tcp::socket&& socket, EventFilter filter, std::string remote)
