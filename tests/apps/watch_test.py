@@ -136,7 +136,7 @@ streams:
 sinks:
   - {type: websocket, types: [alert_start, alert_end, stream_state, score]}
   - {type: file, path: "%s", types: [alert_start, alert_end, stream_state]}
-""" % (TOKEN, models, rtsp_url, os.path.abspath(clip), os.path.join(work, "events.jsonl")))
+""" % (TOKEN, os.path.abspath(models), rtsp_url, os.path.abspath(clip), os.path.join(work, "events.jsonl")))
     proc, addr = start_dfmon(dfmon, config, os.path.join(work, "dfmon.log"))
     try:
         status, ctype, body = http_get(addr, "/healthz")
@@ -229,7 +229,7 @@ streams:
   - {id: real, uri: "file://%s", loop: false}
 sinks:
   - {type: websocket}
-""" % (models, os.path.abspath(fake_clip), os.path.abspath(clip)))
+""" % (os.path.abspath(models), os.path.abspath(fake_clip), os.path.abspath(clip)))
     proc, addr = start_dfmon(dfmon, config, os.path.join(work, "alerts.log"))
     try:
         async with websockets.connect("ws://%s/alerts" % addr, open_timeout=10) as ws:
