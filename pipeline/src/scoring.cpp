@@ -3,19 +3,14 @@
 
 #include <algorithm>
 #include <cmath>
-#include <sstream>
+
+#include "stage_util.h"
 
 namespace dfm {
 namespace {
 
-// Slack for durations built from sums of frame periods (5 * 0.2 s is not exactly 1.0 s).
-constexpr double kTimeEps = 1e-9;
-
-std::string num(double v) {
-  std::ostringstream s;
-  s << v;
-  return s.str();
-}
+using stage_util::kTimeEps;
+using stage_util::num;
 
 }  // namespace
 

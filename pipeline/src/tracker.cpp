@@ -3,20 +3,15 @@
 
 #include <algorithm>
 #include <cmath>
-#include <sstream>
 #include <tuple>
+
+#include "stage_util.h"
 
 namespace dfm {
 namespace {
 
-// Slack for comparing sample times built from sums of frame periods (0.2 * 5 != 1.0 exactly).
-constexpr double kTimeEps = 1e-9;
-
-std::string num(double v) {
-  std::ostringstream s;
-  s << v;
-  return s.str();
-}
+using stage_util::kTimeEps;
+using stage_util::num;
 
 // Strict weak order on face content, so that ties and new ids do not depend on input order.
 bool face_less(const FaceDetection& a, const FaceDetection& b) {
