@@ -36,6 +36,7 @@ void register_config(CLI::App& root, GlobalOptions& g, int* exit_code);
 void register_dataset(CLI::App& root, GlobalOptions& g, int* exit_code);
 void register_audit(CLI::App& root, GlobalOptions& g, int* exit_code);
 void register_watch(CLI::App& root, GlobalOptions& g, int* exit_code);
+void register_bench(CLI::App& root, GlobalOptions& g, int* exit_code);
 
 // Applies --log-level and --threads; returns an error for bad values.
 Status apply_globals(const GlobalOptions& g);
