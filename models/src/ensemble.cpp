@@ -6,6 +6,7 @@
 #include <fstream>
 #include <numeric>
 
+#include <nlohmann/json.hpp>
 #include <opencv2/core/ocl.hpp>
 #include <opencv2/dnn.hpp>
 #include <opencv2/imgproc.hpp>
@@ -214,8 +215,8 @@ Result<std::shared_ptr<const ModelSet>> ModelSet::load(const ModelSetOptions& o)
     for (const auto& e : fs::directory_iterator(o.dir, ec)) {
       if (e.path().extension() != ".json") continue;
       std::ifstream in(e.path());
-      std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      if (text.find("\"dfmon.model_card/1\"") != std::string::npos) names.push_back(e.path().stem().string());
+      const auto j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+      if (j.is_object() && j.value("schema", "") == "dfmon.model_card/1") names.push_back(e.path().stem().string());
     }
     std::sort(names.begin(), names.end());
     if (names.empty()) return NotFound("models directory " + o.dir + ": no model cards (*.json)");
