@@ -18,20 +18,24 @@ Status apply_globals(const GlobalOptions& g) {
   return Status::Ok();
 }
 
-Result<std::shared_ptr<const ModelSet>> load_models(const GlobalOptions& g, const std::vector<std::string>& names,
-                                                    const std::vector<double>& weights, int batch) {
+Result<std::shared_ptr<const ModelSet>> load_models(const GlobalOptions& g, const ModelsRequest& r) {
   ModelSetOptions o;
-  o.dir = g.models_dir.empty() ? find_default_model_dir() : g.models_dir;
+  const std::string asked = !r.dir.empty() ? r.dir : g.models_dir;
+  o.dir = asked.empty() ? find_default_model_dir() : asked;
   if (o.dir.empty()) {
     std::string where;
     for (const auto& d : default_model_dirs()) where += (where.empty() ? "" : ", ") + d;
     return NotFound("no bundled models found (looked in " + where + "); pass --models DIR");
   }
-  DFM_ASSIGN_OR_RETURN(o.backend, parse_backend(g.backend));
-  o.names = names;
-  if (o.names.empty() && g.models_dir.empty()) o.names = {"resnet18", "vit"};
-  o.weights = weights;
-  o.batch = batch;
+  if (r.backend) {
+    o.backend = *r.backend;
+  } else {
+    DFM_ASSIGN_OR_RETURN(o.backend, parse_backend(g.backend));
+  }
+  o.names = r.names;
+  if (o.names.empty() && asked.empty()) o.names = {"resnet18", "vit"};
+  o.weights = r.weights;
+  o.batch = r.batch;
   return ModelSet::load(o);
 }
 

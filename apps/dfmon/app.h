@@ -2,6 +2,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,9 +42,17 @@ void register_bench(CLI::App& root, GlobalOptions& g, int* exit_code);
 // Applies --log-level and --threads; returns an error for bad values.
 Status apply_globals(const GlobalOptions& g);
 
-// Resolves --models (or the bundled default) and loads the ensemble.
-Result<std::shared_ptr<const ModelSet>> load_models(const GlobalOptions& g, const std::vector<std::string>& names = {},
-                                                    const std::vector<double>& weights = {}, int batch = 8);
+// Which models to load; empty fields fall back to the global options, then to the bundled pair.
+struct ModelsRequest {
+  std::string dir;                   // "" = --models, else the bundled models
+  std::vector<std::string> names;    // "" = resnet18+vit for the bundled dir, every card for another dir
+  std::vector<double> weights;       // "" = equal
+  int batch = 8;
+  std::optional<Backend> backend;    // unset = --backend
+};
+
+// Resolves the model directory and loads the ensemble.
+Result<std::shared_ptr<const ModelSet>> load_models(const GlobalOptions& g, const ModelsRequest& request = {});
 
 // Prints an error line to stderr ("dfmon: <message>") and returns kExitError.
 int fail(const Status& st);

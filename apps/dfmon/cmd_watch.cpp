@@ -9,7 +9,6 @@
 
 #include "app.h"
 #include "dfm/common/log.h"
-#include "dfm/common/paths.h"
 #include "dfm/config/config.h"
 #include "dfm/pipeline/monitor.h"
 #include "dfm/server/event_bus.h"
@@ -133,14 +132,13 @@ int run(const GlobalOptions& g, const WatchOptions& o) {
   const std::vector<LiveSourceOptions> streams = source_options(cfg);
   if (streams.empty()) return fail(InvalidArgument(o.config_path + ": every stream is disabled"));
 
-  ModelSetOptions mo;
-  mo.dir = !cfg.models.dir.empty() ? cfg.models.dir : (!g.models_dir.empty() ? g.models_dir : find_default_model_dir());
-  if (mo.dir.empty()) return fail(NotFound("no bundled models found; set models.dir in the config or pass --models"));
-  mo.names = cfg.models.use.empty() && cfg.models.dir.empty() && g.models_dir.empty() ? std::vector<std::string>{"resnet18", "vit"} : cfg.models.use;
-  mo.weights = cfg.models.weights;
-  mo.backend = g.backend != "auto" ? parse_backend(g.backend).value() : to_models_backend(cfg.models.backend);
-  mo.batch = cfg.models.batch;
-  auto models = ModelSet::load(mo);
+  ModelsRequest req;
+  req.dir = cfg.models.dir;
+  req.names = cfg.models.use;
+  req.weights = cfg.models.weights;
+  req.batch = cfg.models.batch;
+  if (g.backend == "auto") req.backend = to_models_backend(cfg.models.backend);  // --backend wins when given
+  auto models = load_models(g, req);
   if (!models.ok()) return fail(models.status());
 
   // Signals are taken synchronously by this thread (sigtimedwait); every thread created below
