@@ -127,7 +127,7 @@ def main(argv=None):
             models.append((name, module, card, how))
     except Exception as e:  # noqa: BLE001
         out["error"] = f"loading models: {type(e).__name__}: {e}"
-        return write(args.json, out)
+        return tm.write_result(args.json, out)
 
     cascade_path = find_cascade(args.cascade)
     cascade = cv2.CascadeClassifier(cascade_path) if cascade_path else None
@@ -140,7 +140,7 @@ def main(argv=None):
         out["detector"] = "none installed (no opencv-data Haar cascade): dfmon's boxes used, detection not timed"
     else:
         out["error"] = "no face detector: no Haar cascade installed (Debian opencv-data) and no --boxes"
-        return write(args.json, out)
+        return tm.write_result(args.json, out)
 
     def boxes_at(t):
         best = min(oracle, key=lambda fb: abs(fb[0] - t)) if oracle else None
@@ -162,7 +162,7 @@ def main(argv=None):
     cap = cv2.VideoCapture(args.video)
     if not cap.isOpened():
         out["error"] = f"cv2.VideoCapture cannot open {args.video}"
-        return write(args.json, out)
+        return tm.write_result(args.json, out)
     step = 1.0 / args.sample_fps
     next_due = None
     last_t = 0.0
@@ -219,14 +219,7 @@ def main(argv=None):
                stages_s={"decode": round(t_decode, 3), "detect": round(t_detect, 3),
                          "crop_and_models": round(t_infer, 3)},
                models=[{"name": n, "source": how} for n, _, _, how in models])
-    return write(args.json, out)
-
-
-def write(path, obj):
-    with open(path, "w") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")
-    return 0 if obj.get("ok") else 1
+    return tm.write_result(args.json, out)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ call is reported. The ensemble call preprocesses and runs every model, as Ensemb
 """
 import argparse
 import glob
-import json
 import os
 import statistics
 import sys
@@ -63,7 +62,7 @@ def main(argv=None):
            "threads": torch.get_num_threads(), "crops": len(crops), "models": {}, "batches": [], "ok": False}
     if not crops:
         out["error"] = f"no crops in {args.crops}"
-        return write(args.json, out)
+        return tm.write_result(args.json, out)
     batches = [int(b) for b in args.batches.split(",") if b]
     while len(crops) < max(batches):
         crops = crops + crops
@@ -107,14 +106,7 @@ def main(argv=None):
     out["ok"] = len(loaded) == len(names)
     if not out["ok"]:
         out["error"] = "; ".join(f"{n}: {i['error']}" for n, i in out["models"].items() if "error" in i)
-    return write(args.json, out)
-
-
-def write(path, obj):
-    with open(path, "w") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")
-    return 0 if obj.get("ok") else 1
+    return tm.write_result(args.json, out)
 
 
 if __name__ == "__main__":

@@ -361,6 +361,15 @@ def verify_against_opencv(module, onnx_path, card, crops_bgr):
     return float(np.abs(softmax_np(np.concatenate(outs)) - ref).max())
 
 
+def write_result(path, obj):
+    """Writes a reference's result document; exit code 0 when it says ok."""
+    import json
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=2)
+        f.write("\n")
+    return 0 if obj.get("ok") else 1
+
+
 def read_card(models_dir, name):
     import json
     with open(os.path.join(models_dir, name + ".json")) as f:

@@ -20,6 +20,8 @@
 #include <cstdlib>
 #include <string>
 
+#include "rtsp_tool_util.h"
+
 namespace {
 
 int usage(const char* why) {
@@ -29,19 +31,7 @@ int usage(const char* why) {
   return 2;
 }
 
-std::string quoted(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "\"";
-}
-
-gboolean on_signal(gpointer loop) {
-  g_main_loop_quit(static_cast<GMainLoop*>(loop));
-  return G_SOURCE_CONTINUE;
-}
+using dfm_rtsp_tool::quoted;
 
 }  // namespace
 
@@ -84,8 +74,8 @@ int main(int argc, char** argv) {
   }
   std::printf("READY rtsp://127.0.0.1:%d%s\n", gst_rtsp_server_get_bound_port(server), prefix.c_str());
   std::fflush(stdout);
-  g_unix_signal_add(SIGINT, &on_signal, loop);
-  g_unix_signal_add(SIGTERM, &on_signal, loop);
+  g_unix_signal_add(SIGINT, &dfm_rtsp_tool::quit_loop_on_signal, loop);
+  g_unix_signal_add(SIGTERM, &dfm_rtsp_tool::quit_loop_on_signal, loop);
   g_main_loop_run(loop);
   g_source_remove(source_id);
   g_object_unref(server);
