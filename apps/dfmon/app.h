@@ -13,6 +13,10 @@
 #include "dfm/detectors/face.h"
 #include "dfm/models/models.h"
 
+namespace dfm {
+struct AuditOptions;
+}
+
 namespace dfm::app {
 
 // Exit codes shared by every subcommand (docs/interfaces.md).
@@ -38,6 +42,15 @@ void register_dataset(CLI::App& root, GlobalOptions& g, int* exit_code);
 void register_audit(CLI::App& root, GlobalOptions& g, int* exit_code);
 void register_watch(CLI::App& root, GlobalOptions& g, int* exit_code);
 void register_bench(CLI::App& root, GlobalOptions& g, int* exit_code);
+void register_worker(CLI::App& root, GlobalOptions& g, int* exit_code);
+
+// `dfmon audit --enqueue URL` (cmd_worker.cpp): one Redis job per expanded input; prints the job ids.
+struct EnqueueItem {
+  std::string source;
+  std::string error;  // found while expanding the inputs: reported, not enqueued
+};
+int enqueue_audit_jobs(const GlobalOptions& g, const std::string& url, const std::vector<EnqueueItem>& items,
+                       const AuditOptions& options, const std::string& out_dir, bool json);
 
 // Applies --log-level and --threads; returns an error for bad values.
 Status apply_globals(const GlobalOptions& g);

@@ -31,6 +31,8 @@ struct AuditCliOptions {
   int jobs = 1;
   bool progress = true;
   AuditOptions audit;
+  std::string enqueue_url;  // set: enqueue one job per input instead of auditing here
+  std::string out_dir;      // with --enqueue: where workers write the reports
 };
 
 const std::set<std::string> kVideoExt = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv", ".3gp", ".gif"};
@@ -120,6 +122,15 @@ int run(const GlobalOptions& g, AuditCliOptions& o) {
   if (auto st = apply_globals(g); !st.ok()) return fail(st);
   if (auto st = validate_audit_options(o.audit); !st.ok()) return fail(st);
   if (o.jobs < 1 || o.jobs > 16) return fail(InvalidArgument("--jobs: must be within 1..16"));
+  if (!o.enqueue_url.empty()) {
+    if (!o.report_path.empty() || !o.html_path.empty()) {
+      return fail(InvalidArgument("--report/--html: not used with --enqueue (workers write one report per job to --out)"));
+    }
+    std::vector<EnqueueItem> work;
+    for (auto& item : expand_inputs(o.inputs)) work.push_back({item.source, item.error});
+    return enqueue_audit_jobs(g, o.enqueue_url, work, o.audit, o.out_dir, o.json);
+  }
+  if (!o.out_dir.empty()) return fail(InvalidArgument("--out: only with --enqueue (use --report/--html here)"));
   auto set = load_models(g);
   if (!set.ok()) return fail(set.status());
   std::vector<Item> items = expand_inputs(o.inputs);
@@ -214,10 +225,15 @@ void register_audit(CLI::App& root, GlobalOptions& g, int* exit_code) {
   cmd->add_option("--min-face", o->audit.detector.min_face, "Ignore faces narrower than this many pixels");
   cmd->add_option("--timeout", o->audit.stall_timeout_s, "Seconds a stalled decode may take before the input fails");
   cmd->add_flag("!--no-progress", o->progress, "No progress bar on stderr");
+  cmd->add_option("--enqueue", o->enqueue_url,
+                  "Do not audit here: push one job per input to this Redis Stream for `dfmon worker` "
+                  "(redis://[[user]:password@]host[:port][/db][?stream=NAME&group=NAME]); prints the job ids");
+  cmd->add_option("--out", o->out_dir, "With --enqueue: directory the workers write each job's report to (default: the worker's --out)");
   cmd->footer(
       "Verdict per input: fake if any face track raised an alert (smoothed score >= --alert-on for\n"
       "--min-duration s), real if faces were scored without alerts, no_faces otherwise.\n"
-      "Exit codes: 0 all inputs real or without faces, 1 at least one fake, 2 an input could not be read.");
+      "Exit codes: 0 all inputs real or without faces, 1 at least one fake, 2 an input could not be read.\n"
+      "With --enqueue: 0 every input enqueued, 2 an input or the queue failed (docs/scale-out.md).");
   cmd->callback([&g, o, exit_code] { *exit_code = run(g, *o); });
 }
 

@@ -22,7 +22,7 @@ int main(int argc, char** argv) {
 
   int exit_code = kExitOk;
   // Explicit registration table: the order here is the order in --help.
-  const Register commands[] = {register_audit, register_watch, register_classify, register_evaluate, register_models, register_config, register_dataset, register_bench};
+  const Register commands[] = {register_audit, register_watch, register_classify, register_evaluate, register_models, register_config, register_dataset, register_bench, register_worker};
   for (Register r : commands) r(root, g, &exit_code);
 
   try {
