@@ -1,5 +1,6 @@
 // Model loading, backend selection, preprocessing and batched inference on OpenCV DNN.
 #include <algorithm>
+#include <set>
 #include <atomic>
 #include <cmath>
 #include <filesystem>
@@ -212,13 +213,24 @@ Result<std::shared_ptr<const ModelSet>> ModelSet::load(const ModelSetOptions& o)
   std::vector<std::string> names = o.names;
   if (names.empty()) {
     // Every *.json whose "schema" says it is a model card; other JSON (metrics, notes) may sit beside them.
+    // A .onnx file no valid card refers to is loaded by its stem anyway, so that a missing or broken card
+    // is an error naming it instead of an ensemble silently running without that model.
+    std::set<std::string> onnx_files, card_files;
     for (const auto& e : fs::directory_iterator(o.dir, ec)) {
+      if (e.path().extension() == ".onnx") onnx_files.insert(e.path().filename().string());
       if (e.path().extension() != ".json") continue;
       std::ifstream in(e.path());
       const auto j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-      if (j.is_object() && j.value("schema", "") == "dfmon.model_card/1") names.push_back(e.path().stem().string());
+      if (j.is_object() && j.value("schema", "") == "dfmon.model_card/1") {
+        names.push_back(e.path().stem().string());
+        if (j.contains("file") && j["file"].is_string()) card_files.insert(j["file"].get<std::string>());
+      }
+    }
+    for (const auto& f : onnx_files) {
+      if (!card_files.count(f)) names.push_back(fs::path(f).stem().string());
     }
     std::sort(names.begin(), names.end());
+    names.erase(std::unique(names.begin(), names.end()), names.end());
     if (names.empty()) return NotFound("models directory " + o.dir + ": no model cards (*.json)");
   }
   if (!o.weights.empty() && o.weights.size() != names.size()) {

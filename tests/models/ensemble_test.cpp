@@ -275,6 +275,34 @@ TEST(ModelSetErrors, MissingDirOrCardOrNoCards) {
   EXPECT_NE(none.message().find(empty.string()), std::string::npos) << none.message();
 }
 
+TEST(ModelSetErrors, OnnxWithBrokenOrMissingCardIsAnErrorNotASmallerEnsemble) {
+  // Loading "every model in the dir" must not quietly drop the model whose card is broken.
+  const fs::path dir = scratch("broken_card");
+  copy_tiny_models(dir, {"tiny_a", "tiny_b"});
+  { std::ofstream(dir / "tiny_b.json") << "{ not json"; }
+  Status broken = load_status(dir.string());
+  ASSERT_FALSE(broken.ok());
+  EXPECT_NE(broken.message().find("tiny_b.json"), std::string::npos) << broken.message();
+
+  fs::remove(dir / "tiny_b.json");
+  Status missing = load_status(dir.string());
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.message().find("tiny_b"), std::string::npos) << missing.message();
+
+  // An ONNX file that a card names under another stem belongs to that card.
+  fs::rename(dir / "tiny_b.onnx", dir / "weights_v2.onnx");
+  json card;
+  { std::ifstream in(fs::path(tiny_dir()) / "tiny_b.json"); card = json::parse(in); }
+  card["file"] = "weights_v2.onnx";
+  { std::ofstream(dir / "tiny_b.json") << card.dump(2); }
+  ModelSetOptions o;
+  o.dir = dir.string();
+  o.backend = Backend::kCpu;
+  auto r = ModelSet::load(o);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ((*r)->names(), (std::vector<std::string>{"tiny_a", "tiny_b"}));
+}
+
 TEST(ModelSetErrors, BadWeightsAndBatch) {
   Status count = load_status(tiny_dir(), {"tiny_a", "tiny_b"}, {1.0});
   ASSERT_FALSE(count.ok());

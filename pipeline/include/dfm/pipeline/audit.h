@@ -20,10 +20,11 @@ namespace dfm {
 
 struct AuditOptions {
   double sample_fps = 5.0;       // analysed frames per second of media time
-  int detect_every = 1;          // run the detector on every Nth analysed frame; track (landmarks only) between
+  int detect_every = 5;          // run the detector on every Nth analysed frame; track (landmarks only) between
   double stall_timeout_s = 20.0; // a decode that produces nothing for this long is an error
   double threshold = 0.5;        // reported per-face label threshold (alerts use alert.on/off)
   int max_timeline = 20000;      // timeline points kept per input (the rest still count in tracks)
+  int batch = 0;                 // crops per forward pass, collected across frames; 0 = the ModelSet's batch
   DetectorOptions detector;
   AlignOptions align;
   TrackerOptions tracker;
