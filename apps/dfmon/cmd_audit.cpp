@@ -131,6 +131,11 @@ int run(const GlobalOptions& g, AuditCliOptions& o) {
     return enqueue_audit_jobs(g, o.enqueue_url, work, o.audit, o.out_dir, o.json);
   }
   if (!o.out_dir.empty()) return fail(InvalidArgument("--out: only with --enqueue (use --report/--html here)"));
+  // Fail now, not after the whole audit, when a report cannot be written where asked.
+  for (const auto& [flag, path] : {std::pair<const char*, std::string>{"--report", o.report_path}, {"--html", o.html_path}}) {
+    std::string err;
+    if (!path.empty() && !check_writable(path, &err)) return fail(InvalidArgument(std::string(flag) + " " + err));
+  }
   auto set = load_models(g);
   if (!set.ok()) return fail(set.status());
   std::vector<Item> items = expand_inputs(o.inputs);

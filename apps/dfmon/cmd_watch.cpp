@@ -1,4 +1,4 @@
-// `dfmon watch --config FILE`: live monitoring; alert feed on WebSocket, /healthz, /metrics.
+// `dfmon watch --config FILE`: live monitoring; alert feed on WebSocket, /healthz, /metrics, dashboard.
 #include <pthread.h>
 #include <signal.h>
 
@@ -15,6 +15,7 @@
 #include "dfm/server/metrics.h"
 #include "dfm/server/server.h"
 #include "dfm/server/sink.h"
+#include "dfm/web/dashboard.h"
 
 namespace dfm::app {
 
@@ -78,6 +79,14 @@ MonitorOptions monitor_options(const config::Config& cfg) {
     for (const auto& t : s.types) m.emit_scores = m.emit_scores || t == "score";
   }
   return m;
+}
+
+// Event types /alerts clients may ask for: the websocket sink's (there is at most one); none without it.
+std::vector<std::string> feed_types(const config::Config& cfg) {
+  for (const auto& s : cfg.sinks) {
+    if (s.type == config::SinkType::kWebsocket) return s.types;
+  }
+  return {};
 }
 
 // Per-stream gauges read from one stats snapshot per scrape (cheap: a few atomics per stream).
@@ -167,12 +176,22 @@ int run(const GlobalOptions& g, const WatchOptions& o) {
                                       server::default_latency_buckets());
   mopt.observe_inference = [&infer_hist](double s) { infer_hist.observe(s); };
   mopt.observe_frame_to_event = [&f2e_hist](double s) { f2e_hist.observe(s); };
+  // The dashboard's alert thumbnails: the crop that raised each alert, last 64 kept.
+  std::shared_ptr<web::ThumbnailStore> thumbnails;
+  if (cfg.server.dashboard) {
+    thumbnails = std::make_shared<web::ThumbnailStore>(64);
+    mopt.observe_alert_start = [thumbnails](const Event& e, const cv::Mat& crop) {
+      thumbnails->put(e.stream, e.track, crop);
+    };
+  }
   auto mon = Monitor::create(*models, mopt, streams, [&bus](Event e) { bus.publish(std::move(e)); });
   if (!mon.ok()) return fail(mon.status());
   Monitor& monitor = **mon;
   register_stream_metrics(registry, monitor, streams);
   const auto started = std::chrono::steady_clock::now();
-  (*srv)->set_health_provider([&monitor, started] {
+  const nlohmann::json feed = {{"types", feed_types(cfg)}, {"auth", !cfg.server.token.empty()}};
+  const nlohmann::json scoring = {{"alert_on", cfg.scoring.alert.on}, {"alert_off", cfg.scoring.alert.off}};
+  (*srv)->set_health_provider([&monitor, started, feed, scoring] {
     MonitorStats st = monitor.stats();
     nlohmann::json j;
     bool all_live = true;
@@ -182,7 +201,11 @@ int run(const GlobalOptions& g, const WatchOptions& o) {
       j["streams"].push_back({{"id", s.id},
                               {"state", s.state.state},
                               {"reason", s.state.reason},
+                              {"retry_in_s", std::round(s.state.retry_in_s * 10) / 10},
                               {"fps", std::round(s.analyzed_fps * 100) / 100},
+                              {"frames_decoded", s.source.frames_decoded},
+                              {"frames_analyzed", s.frames_analyzed},
+                              {"frames_dropped", s.source.frames_dropped},
                               {"last_frame_age_s", std::round(s.source.last_frame_age_s * 1000) / 1000},
                               {"faces_scored", s.faces_scored},
                               {"active_tracks", s.active_tracks},
@@ -190,11 +213,15 @@ int run(const GlobalOptions& g, const WatchOptions& o) {
     }
     j["status"] = all_live ? "ok" : "degraded";
     j["uptime_s"] = std::round(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count() * 10) / 10;
+    j["feed"] = feed;  // what the dashboard may request on /alerts, and whether it needs ?token=
+    j["scoring"] = scoring;
     return j;
   });
+  if (cfg.server.dashboard) (*srv)->set_page_provider(web::make_dashboard({cfg.server.token, thumbnails}));
   if (auto st = (*srv)->start(); !st.ok()) return fail(st);
-  log->info("serving ws://{}/alerts, http://{}/healthz, /metrics; {} stream(s), models {} on {}", (*srv)->address(),
-            (*srv)->address(), streams.size(), (*models)->names().size(), backend_name((*models)->backend()));
+  log->info("serving ws://{}/alerts, http://{}/healthz, /metrics{}; {} stream(s), models {} on {}", (*srv)->address(),
+            (*srv)->address(), cfg.server.dashboard ? ", dashboard /" : "", streams.size(), (*models)->names().size(),
+            backend_name((*models)->backend()));
   if (auto st = monitor.start(); !st.ok()) return fail(st);
 
   const auto deadline = o.duration_s > 0 ? started + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
@@ -221,7 +248,8 @@ int run(const GlobalOptions& g, const WatchOptions& o) {
 
 void register_watch(CLI::App& root, GlobalOptions& g, int* exit_code) {
   auto o = std::make_shared<WatchOptions>();
-  CLI::App* cmd = root.add_subcommand("watch", "Monitor live streams; alerts on ws://HOST:PORT/alerts, /healthz, /metrics");
+  CLI::App* cmd = root.add_subcommand(
+      "watch", "Monitor live streams; alerts on ws://HOST:PORT/alerts, /healthz, /metrics, dashboard /");
   cmd->add_option("--config", o->config_path, "YAML config (see examples/monitor.yaml)")->required();
   cmd->add_option("--listen", o->listen, "Override server.listen, e.g. 127.0.0.1:0 for any free port");
   cmd->add_option("--duration", o->duration_s, "Stop after this many seconds (0 = until SIGINT/SIGTERM)");

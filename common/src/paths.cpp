@@ -52,6 +52,27 @@ std::string find_landmark_model() {
   return {};
 }
 
+bool check_writable(const std::string& path, std::string* error) {
+  fs::path target(path);
+  std::error_code ec;
+  if (fs::is_directory(target, ec)) {
+    if (error) *error = path + ": cannot write: is a directory";
+    return false;
+  }
+  fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  std::random_device rd;
+  fs::path probe = dir / ("." + target.filename().string() + ".probe" + std::to_string(rd() % 1000000));
+  {
+    std::ofstream out(probe, std::ios::binary | std::ios::trunc);
+    if (!out) {
+      if (error) *error = path + ": cannot write: " + std::strerror(errno);
+      return false;
+    }
+  }
+  fs::remove(probe, ec);
+  return true;
+}
+
 bool write_file_atomic(const std::string& path, const std::string& data, std::string* error) {
   fs::path target(path);
   fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");

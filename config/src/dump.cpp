@@ -8,6 +8,10 @@ namespace {
 
 using ojson = nlohmann::ordered_json;  // keeps the schema's key order in the YAML dump
 
+// YAML does not check UTF-8, and paths may be any bytes (a Latin-1 file name); nlohmann's default would
+// throw on them. JSON cannot carry such bytes, so they become U+FFFD.
+constexpr auto kReplaceInvalidUtf8 = ojson::error_handler_t::replace;
+
 ojson reconnect_json(const ReconnectConfig& r) {
   return {
       {"initial_s", r.initial_s}, {"max_s", r.max_s}, {"multiplier", r.multiplier}, {"max_attempts", r.max_attempts}};
@@ -19,7 +23,8 @@ ojson build(const Config& c, bool redact) {
   j["server"] = {{"listen", to_string(c.server.listen)},
                  {"token", redact && !c.server.token.empty() ? "***" : c.server.token},
                  {"max_clients", c.server.max_clients},
-                 {"client_queue", c.server.client_queue}};
+                 {"client_queue", c.server.client_queue},
+                 {"dashboard", c.server.dashboard}};
   j["models"] = {{"dir", c.models.dir},         {"use", c.models.use},
                  {"weights", c.models.weights}, {"backend", to_string(c.models.backend)},
                  {"batch", c.models.batch},     {"threads", c.models.threads}};
@@ -56,8 +61,14 @@ ojson build(const Config& c, bool redact) {
     if (s.type == SinkType::kMqtt) {
       js["host"] = s.host;
       js["port"] = s.port;
-      js["topic"] = s.topic;
+      js["topic_prefix"] = s.topic_prefix;
       js["qos"] = s.qos;
+      js["client_id"] = s.client_id;
+      js["keepalive_s"] = s.keepalive_s;
+      js["username"] = s.username;
+      js["password"] = redact && !s.password.empty() ? "***" : s.password;
+      js["password_env"] = s.password_env;  // a variable name, not a secret
+      js["queue"] = s.queue;
     }
     js["types"] = s.types;
     j["sinks"].push_back(std::move(js));
@@ -104,12 +115,12 @@ void emit(YAML::Emitter& out, const ojson& j) {
 }  // namespace
 
 nlohmann::json to_json(const Config& config, bool redact_secrets) {
-  return nlohmann::json::parse(build(config, redact_secrets).dump());
+  return nlohmann::json::parse(build(config, redact_secrets).dump(-1, ' ', false, kReplaceInvalidUtf8));
 }
 
 std::string dump_config(const Config& config, const DumpOptions& options) {
   ojson j = build(config, options.redact_secrets);
-  if (options.json) return j.dump(2) + "\n";
+  if (options.json) return j.dump(2, ' ', false, kReplaceInvalidUtf8) + "\n";
   YAML::Emitter out;
   out.SetIndent(2);
   emit(out, j);

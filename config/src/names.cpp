@@ -91,8 +91,8 @@ bool operator==(const ListenAddress& a, const ListenAddress& b) {
   return std::tie(a.host, a.port) == std::tie(b.host, b.port);
 }
 bool operator==(const ServerConfig& a, const ServerConfig& b) {
-  return std::tie(a.listen, a.token, a.max_clients, a.client_queue) ==
-         std::tie(b.listen, b.token, b.max_clients, b.client_queue);
+  return std::tie(a.listen, a.token, a.max_clients, a.client_queue, a.dashboard) ==
+         std::tie(b.listen, b.token, b.max_clients, b.client_queue, b.dashboard);
 }
 bool operator==(const ModelsConfig& a, const ModelsConfig& b) {
   return std::tie(a.dir, a.use, a.weights, a.backend, a.batch, a.threads) ==
@@ -121,8 +121,10 @@ bool operator==(const StreamConfig& a, const StreamConfig& b) {
          std::tie(b.id, b.uri, b.loop, b.latency_ms, b.transport, b.enabled, b.reconnect);
 }
 bool operator==(const SinkConfig& a, const SinkConfig& b) {
-  return std::tie(a.type, a.path, a.host, a.port, a.topic, a.qos, a.types) ==
-         std::tie(b.type, b.path, b.host, b.port, b.topic, b.qos, b.types);
+  return std::tie(a.type, a.path, a.host, a.port, a.topic_prefix, a.qos, a.client_id, a.keepalive_s, a.username,
+                  a.password, a.password_env, a.queue, a.types) ==
+         std::tie(b.type, b.path, b.host, b.port, b.topic_prefix, b.qos, b.client_id, b.keepalive_s, b.username,
+                  b.password, b.password_env, b.queue, b.types);
 }
 bool operator==(const Config& a, const Config& b) {
   return std::tie(a.server, a.models, a.detector, a.scoring, a.queue, a.reconnect, a.streams, a.sinks) ==

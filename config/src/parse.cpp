@@ -1,7 +1,11 @@
 // YAML -> Config: structure and types here, semantic checks in validate.cpp.
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
+
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/parser.h>
 
 #include "yaml_map.h"
 
@@ -28,6 +32,7 @@ void parse_server(ParseContext& ctx, const YAML::Node& node, ServerConfig& out) 
   r.read("token", &out.token);
   r.read("max_clients", &out.max_clients);
   r.read("client_queue", &out.client_queue);
+  r.read("dashboard", &out.dashboard);
   r.finish();
 }
 
@@ -120,6 +125,9 @@ void parse_stream(ParseContext& ctx, const YAML::Node& node, size_t index, const
   r.finish();
 }
 
+const char* const kMqttKeys[] = {"host",        "port",     "topic_prefix", "qos",          "client_id",
+                                 "keepalive_s", "username", "password",     "password_env", "queue"};
+
 void parse_sink(ParseContext& ctx, const YAML::Node& node, size_t index, const std::string& base_dir, SinkConfig& out) {
   MapReader r(ctx, node, internal::sink_label(index));
   r.read_enum("type", &out.type);
@@ -131,13 +139,25 @@ void parse_sink(ParseContext& ctx, const YAML::Node& node, size_t index, const s
   } else {
     r.reject("path", only + " (file sinks only)");
   }
-  for (const char* key : {"host", "port", "topic", "qos"})
+  for (const char* key : kMqttKeys)
     if (!mqtt) r.reject(key, only + " (mqtt sinks only)");
   if (mqtt) {
+    // `topic` was one fixed topic; events are now split per stream under a prefix.
+    r.reject("topic",
+             "was replaced by topic_prefix (events go to <topic_prefix>/<stream>/events), e.g. "
+             "topic_prefix: dfmon");
     r.read("host", &out.host);
     r.read("port", &out.port);
-    r.read("topic", &out.topic);
+    r.read("topic_prefix", &out.topic_prefix);
     r.read("qos", &out.qos);
+    r.read("client_id", &out.client_id);
+    r.read("keepalive_s", &out.keepalive_s);
+    r.read("username", &out.username);
+    r.read("password", &out.password);
+    r.read("password_env", &out.password_env);
+    r.read("queue", &out.queue);
+  } else {
+    r.reject("topic", only + " (mqtt sinks only)");
   }
   r.read("types", &out.types);
   r.finish();
@@ -183,12 +203,44 @@ Result<Config> parse_root(ParseContext& ctx, const YAML::Node& root, const std::
   return config;
 }
 
+// yaml-cpp 0.7's LoadAll never returns on some malformed text (a stream starting with ","): the parser
+// reports an empty document without consuming anything, again and again, until memory runs out. This walks the
+// documents with a handler that keeps no nodes and returns where a document starts without progress.
+std::optional<YAML::Mark> stuck_document(const std::string& yaml_text) {
+  struct DocumentStarts : YAML::EventHandler {
+    std::optional<YAML::Mark> last, stuck;
+    void OnDocumentStart(const YAML::Mark& mark) override {
+      if (last && last->pos == mark.pos) stuck = mark;
+      last = mark;
+    }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+    void OnMapEnd() override {}
+  } handler;
+  std::istringstream in(yaml_text);
+  YAML::Parser parser(in);
+  while (!handler.stuck && parser.HandleNextDocument(handler)) {
+  }
+  return handler.stuck;
+}
+
 }  // namespace
 
 Result<Config> parse_config_string(const std::string& yaml_text, const std::string& source_name,
                                    const std::string& base_dir) {
   std::vector<YAML::Node> docs;
   try {
+    if (auto stuck = stuck_document(yaml_text)) {
+      const size_t pos = static_cast<size_t>(stuck->pos);
+      const std::string what = pos < yaml_text.size() ? internal::quote(yaml_text.substr(pos, 1)) : "end of file";
+      return InvalidArgument(source_name + ":" + std::to_string(stuck->line + 1) + ":" +
+                             std::to_string(stuck->column + 1) + ": YAML syntax error: unexpected " + what);
+    }
     docs = YAML::LoadAll(yaml_text);
   } catch (const YAML::ParserException& e) {
     return InvalidArgument(source_name + ":" + std::to_string(e.mark.line + 1) + ":" +

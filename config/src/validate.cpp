@@ -1,5 +1,6 @@
 // Semantic checks of a Config: one place for ranges, uniqueness and cross-field rules.
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <map>
 #include <set>
@@ -134,9 +135,69 @@ void check_streams(Checker& c, const std::vector<StreamConfig>& streams) {
   }
 }
 
+bool printable_ascii(const std::string& s) {
+  for (unsigned char ch : s)
+    if (ch <= 0x20 || ch >= 0x7f) return false;
+  return true;
+}
+
+// MQTT strings (topics, user names) must be UTF-8; YAML hands us any bytes.
+bool valid_utf8(const std::string& s) {
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    const size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    for (size_t k = 1; k < n; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return false;
+    i += n;
+  }
+  return true;
+}
+
+bool env_name(const std::string& s) {
+  if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
+  for (unsigned char ch : s)
+    if (!std::isalnum(ch) && ch != '_') return false;
+  return true;
+}
+
+void check_mqtt(Checker& c, const std::string& p, const SinkConfig& s) {
+  if (auto problem = internal::host_problem(s.host)) c.fail(p + ".host", *problem);
+  c.int_range(p + ".port", s.port, 1, 65535);
+  const std::string& t = s.topic_prefix;
+  if (t.empty())
+    c.fail(p + ".topic_prefix", "is empty (events go to <topic_prefix>/<stream>/events)");
+  else if (t.find_first_of("+#") != std::string::npos)
+    c.fail(p + ".topic_prefix", "must not contain MQTT wildcards (+, #), got " + quote(t));
+  else if (t.front() == '/' || t.back() == '/' || t.find("//") != std::string::npos)
+    c.fail(p + ".topic_prefix", "must not start or end with '/' or contain an empty level, got " + quote(t));
+  else if (t.front() == '$')
+    c.fail(p + ".topic_prefix", "must not start with '$' (reserved for broker topics such as $SYS), got " + quote(t));
+  else if (t.size() > 256)
+    c.fail(p + ".topic_prefix", "is longer than 256 characters");
+  else if (std::any_of(t.begin(), t.end(), [](unsigned char ch) { return ch < 0x20 || ch == 0x7f; }))
+    c.fail(p + ".topic_prefix", "must not contain control characters, got " + quote(t));
+  else if (!valid_utf8(t))
+    c.fail(p + ".topic_prefix", "is not valid UTF-8 (MQTT topics must be), got " + quote(t));
+  c.int_range(p + ".qos", s.qos, 0, 2);
+  if (s.client_id.size() > 128 || !printable_ascii(s.client_id))
+    c.fail(p + ".client_id",
+           "must be at most 128 printable ASCII characters without spaces, got " + quote(s.client_id));
+  c.int_range(p + ".keepalive_s", s.keepalive_s, 5, 3600);
+  if (!valid_utf8(s.username)) c.fail(p + ".username", "is not valid UTF-8 (MQTT requires it)");
+  if (!s.password.empty() && !s.password_env.empty())
+    c.fail(p + ".password", "set either password or password_env, not both");
+  if ((!s.password.empty() || !s.password_env.empty()) && s.username.empty())
+    c.fail(p + ".username", "is required when a password (or password_env) is set");
+  if (!s.password_env.empty() && !env_name(s.password_env))
+    c.fail(p + ".password_env",
+           "must be an environment variable name ([A-Za-z_][A-Za-z0-9_]*), got " + quote(s.password_env));
+  c.int_range(p + ".queue", s.queue, 1, 1000000);
+}
+
 void check_sinks(Checker& c, const std::vector<SinkConfig>& sinks) {
   int websockets = 0;
-  std::set<std::string> paths;
+  std::set<std::string> paths, client_ids;
   for (size_t i = 0; i < sinks.size(); ++i) {
     const SinkConfig& s = sinks[i];
     std::string p = internal::sink_label(i);
@@ -160,11 +221,11 @@ void check_sinks(Checker& c, const std::vector<SinkConfig>& sinks) {
         if (!paths.insert(s.path).second) c.fail(p + ".path", "another file sink already writes " + quote(s.path));
         break;
       case SinkType::kMqtt:
-        if (auto problem = internal::host_problem(s.host)) c.fail(p + ".host", *problem);
-        c.int_range(p + ".port", s.port, 1, 65535);
-        if (s.topic.empty() || s.topic.find_first_of("+#") != std::string::npos)
-          c.fail(p + ".topic", "must be a non-empty topic without wildcards (+, #), got " + quote(s.topic));
-        c.int_range(p + ".qos", s.qos, 0, 2);
+        check_mqtt(c, p, s);
+        if (!s.client_id.empty() &&
+            !client_ids.insert(s.host + ":" + std::to_string(s.port) + " " + s.client_id).second)
+          c.fail(p + ".client_id", "another mqtt sink already connects to " + s.host + ":" + std::to_string(s.port) +
+                                       " as " + quote(s.client_id) + " (the broker would drop one of them)");
         break;
       case SinkType::kStdout:
         break;

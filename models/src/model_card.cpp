@@ -1,7 +1,10 @@
 // Model card parsing and validation.
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
+#include <type_traits>
 
 #include <nlohmann/json.hpp>
 
@@ -24,6 +27,16 @@ Status read(const json& obj, const char* key, const std::string& path, const std
   if (it == obj.end() || it->is_null()) {
     return required ? key_error(source, path + key, "missing") : Status::Ok();
   }
+  if constexpr (std::is_same_v<T, int>) {
+    // get<int>() casts 1e10 (undefined behaviour), wraps 4294967297 to 1 and reads true as 1.
+    if (!it->is_number()) return key_error(source, path + key, std::string("wrong type (") + it->type_name() + ")");
+    const double v = it->get<double>();
+    if (!(v == std::floor(v) && v >= std::numeric_limits<int>::min() && v <= std::numeric_limits<int>::max())) {
+      return key_error(source, path + key, "expected an integer, got " + it->dump());
+    }
+    *out = static_cast<int>(v);
+    return Status::Ok();
+  }
   try {
     *out = it->get<T>();
   } catch (const json::exception&) {
@@ -38,7 +51,7 @@ Result<ModelCard> parse_model_card(const std::string& text, const std::string& s
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number such as 1e999
     return InvalidArgument(source + ": not valid JSON: " + e.what());
   }
   if (!j.is_object()) return InvalidArgument(source + ": a model card must be a JSON object");

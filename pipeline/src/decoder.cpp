@@ -148,7 +148,8 @@ struct VideoDecoder::Impl {
     std::string s = caps_string(caps);
     if (s.rfind("video/", 0) == 0) {
       std::lock_guard<std::mutex> lock(d->mu);
-      if (d->unknown_video_caps.empty()) d->unknown_video_caps = s;
+      // Users need the format, not GStreamer's full caps (codec headers are dumped as hex there).
+      if (d->unknown_video_caps.empty()) d->unknown_video_caps = s.substr(0, s.find_first_of(",;"));
     } else {
       d->saw_other_stream = true;
     }

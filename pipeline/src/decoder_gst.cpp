@@ -2,6 +2,8 @@
 // error tap, the BGR graph and the PTS sampler.
 #include "decoder_gst.h"
 
+#include "dfm/common/log.h"
+
 #include <gst/gsttracer.h>
 #include <gst/video/video.h>
 
@@ -108,7 +110,9 @@ Status status_from_gerror(const std::string& input, const GError* err, const gch
     code = Code::kUnsupported;
   }
   std::string msg = input + ": " + shorten(err->message ? err->message : "unknown GStreamer error");
-  if (debug && *debug) msg += " (" + shorten(debug) + ")";
+  // GStreamer's debug string (source file, element path) helps us, not the user: log it, keep it out
+  // of the error that reports and events carry.
+  if (debug && *debug) get_logger("decoder")->debug("{} ({})", msg, shorten(debug));
   return Status(code, msg);
 }
 

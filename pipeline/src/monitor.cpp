@@ -312,6 +312,8 @@ struct Monitor::Impl {
       Event a = e;
       a.type = EventType::kAlertStart;
       s.open_alerts++;
+      // Before emit, so the thumbnail exists by the time a client reacts to the event.
+      if (opt.observe_alert_start) opt.observe_alert_start(a, it.crop);
       emit(std::move(a));
     } else if (u.event == ScoreEvent::kAlertEnd) {
       Event a = e;

@@ -1,16 +1,16 @@
-// Listener, HTTP routes (/healthz, /metrics, /, /alerts upgrade checks) and the Server lifecycle.
+// Listener, HTTP sessions (read, route via http_routes.h, write) and the Server lifecycle.
 #include "dfm/server/server.h"
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/websocket/rfc6455.hpp>
 #include <chrono>
 #include <thread>
 
 #include "dfm/common/log.h"
 #include "dfm/server/metrics.h"
+#include "http_routes.h"
 #include "server_state.h"
 #include "ws_session.h"
 
@@ -28,13 +28,31 @@ std::string endpoint_text(const tcp::endpoint& ep) {
   return (ep.address().is_v6() ? "[" + host + "]" : host) + ":" + std::to_string(ep.port());
 }
 
-// Label for dfmon_http_requests_total: fixed routes only, so scanners cannot create unbounded series.
-std::string route_label(const std::string& path) {
-  for (const char* known : {"/", "/healthz", "/metrics", "/alerts"}) {
-    if (path == known) return path;
+// Routing over the live server state (provider functions are copied under the lock, called outside it).
+class StateRoutes : public RouteContext {
+ public:
+  explicit StateRoutes(Server::State& st) : st_(st) {}
+  const std::string& token() const override { return st_.config.token; }
+  uint32_t feed_types() const override { return st_.feed_types.load(); }
+  bool stopping() const override { return st_.stopping.load(); }
+  bool reserve_slot() override {
+    if (st_.slots.fetch_add(1) < st_.config.max_clients) return true;
+    st_.slots.fetch_sub(1);
+    return false;
   }
-  return "other";
-}
+  std::function<nlohmann::json()> health_provider() const override {
+    std::lock_guard<std::mutex> lock(st_.mu);
+    return st_.health;
+  }
+  std::function<std::optional<HttpPage>(const std::string&)> page_provider() const override {
+    std::lock_guard<std::mutex> lock(st_.mu);
+    return st_.page;
+  }
+  std::string render_metrics() const override { return st_.metrics->render(); }
+
+ private:
+  Server::State& st_;
+};
 
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
@@ -64,105 +82,36 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     }
     if (ec) return send_text(http::status::bad_request, "malformed request\n", false);
     req_ = parser_->release();
-    path_ = req_.target().substr(0, req_.target().find('?')).to_string();
-    if (beast::websocket::is_upgrade(req_)) return upgrade();
-    route();
+    StateRoutes routes(*st_);
+    RouteResult result = route_request(req_, routes);
+    path_ = result.path;
+    if (!result.rejected.empty()) st_->rejected(result.rejected)->inc();
+    if (result.upgrade) return upgrade(std::move(result.filter));
+    send(std::move(result));
   }
 
-  void route() {
-    if (req_.method() != http::verb::get && req_.method() != http::verb::head) {
-      return send_text(http::status::method_not_allowed, "only GET and HEAD\n", req_.keep_alive(), "GET, HEAD");
-    }
-    if (path_ == "/healthz") {
-      std::function<nlohmann::json()> fn;
-      {
-        std::lock_guard<std::mutex> lock(st_->mu);
-        fn = st_->health;
-      }
-      nlohmann::json body = {{"status", "ok"}};
-      try {
-        if (fn) body = fn();
-      } catch (const std::exception& ex) {
-        return send_text(http::status::internal_server_error, std::string("health provider: ") + ex.what() + "\n",
-                         req_.keep_alive());
-      }
-      return send(http::status::ok, "application/json",
-                  body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
-    }
-    if (path_ == "/metrics") return send(http::status::ok, kMetricsContentType, st_->metrics->render());
-    if (path_ == "/alerts") {
-      return send_text(http::status::upgrade_required, "/alerts is a WebSocket endpoint\n", req_.keep_alive());
-    }
-    std::function<std::optional<HttpPage>(const std::string&)> fn;
-    {
-      std::lock_guard<std::mutex> lock(st_->mu);
-      fn = st_->page;
-    }
-    std::optional<HttpPage> page;
-    try {
-      if (fn) page = fn(path_);
-    } catch (const std::exception& ex) {
-      return send_text(http::status::internal_server_error, std::string("page provider: ") + ex.what() + "\n",
-                       req_.keep_alive());
-    }
-    if (!page) return send_text(http::status::not_found, "not found\n", req_.keep_alive());
-    send(http::status::ok, page->content_type, std::move(page->body));
-  }
-
-  // Checks in this order so an unauthenticated client learns nothing about filters or capacity.
-  void upgrade() {
-    const std::string target = req_.target().to_string();
-    if (path_ != "/alerts") return send_text(http::status::not_found, "not found\n", false);
-    const std::string& token = st_->config.token;
-    if (!token.empty()) {
-      std::optional<std::string> given = bearer_token(req_[http::field::authorization].to_string());
-      if (!given) given = query_param(target, "token");
-      if (!given || !constant_time_equal(*given, token)) {
-        st_->rejected("unauthorized")->inc();
-        return send_text(http::status::unauthorized, "missing or wrong token\n", false, "", true);
-      }
-    }
-    auto query = parse_alerts_query(target, st_->feed_types.load());
-    if (!query.ok()) {
-      st_->rejected("bad_request")->inc();
-      return send_text(http::status::bad_request, query.status().message() + "\n", false);
-    }
-    if (st_->stopping.load()) return send_text(http::status::service_unavailable, "shutting down\n", false);
-    if (st_->slots.fetch_add(1) >= st_->config.max_clients) {
-      st_->slots.fetch_sub(1);
-      st_->rejected("full")->inc();
-      return send_text(http::status::service_unavailable, "too many clients (server.max_clients)\n", false);
-    }
+  // route_request() has checked the upgrade and reserved a slot.
+  void upgrade(EventFilter filter) {
     st_->http_requests(path_, 101)->inc();
     beast::error_code ec;
     const std::string remote = endpoint_text(stream_.socket().remote_endpoint(ec));
     stream_.expires_never();
-    start_ws_session(st_, stream_.release_socket(), std::move(req_), std::move(query->filter), remote);
+    start_ws_session(st_, stream_.release_socket(), std::move(req_), std::move(filter), remote);
   }
 
-  void send_text(http::status status, std::string body, bool keep_alive, const std::string& allow = "",
-                 bool bearer_challenge = false) {
-    send(status, "text/plain; charset=utf-8", std::move(body), keep_alive, allow, bearer_challenge);
+  // A read error: answered without routing (req_/path_ still describe the previous request, if any).
+  void send_text(http::status status, std::string body, bool keep_alive) {
+    RouteResult r;
+    r.path = path_;
+    r.status = status;
+    r.body = std::move(body);
+    r.keep_alive = keep_alive;
+    send(std::move(r));
   }
 
-  void send(http::status status, const std::string& content_type, std::string body) {
-    send(status, content_type, std::move(body), req_.keep_alive());
-  }
-
-  void send(http::status status, const std::string& content_type, std::string body, bool keep_alive,
-            const std::string& allow = "", bool bearer_challenge = false) {
-    st_->http_requests(route_label(path_), static_cast<int>(status))->inc();
-    auto res = std::make_shared<http::response<http::string_body>>(status, req_.version() ? req_.version() : 11);
-    res->set(http::field::server, "dfmon");
-    res->set(http::field::content_type, content_type);
-    res->set(http::field::cache_control, "no-store");
-    if (!allow.empty()) res->set(http::field::allow, allow);
-    if (bearer_challenge) res->set(http::field::www_authenticate, "Bearer realm=\"dfmon\"");
-    if (status == http::status::upgrade_required) res->set(http::field::upgrade, "websocket");
-    res->keep_alive(keep_alive);
-    const size_t length = body.size();
-    if (req_.method() != http::verb::head) res->body() = std::move(body);
-    res->content_length(length);  // HEAD: the GET length, no body
+  void send(RouteResult result) {
+    st_->http_requests(route_label(result.path), static_cast<int>(result.status))->inc();
+    auto res = std::make_shared<http::response<http::string_body>>(make_response(req_, std::move(result)));
     stream_.expires_after(seconds(st_->options.http_timeout_s));
     http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
       if (ec) return;

@@ -1,4 +1,4 @@
-// EventSink base, stdout/file/WebSocket sinks and the sink registration table.
+// EventSink base, stdout/file/WebSocket sinks and the sink registration table (MQTT: mqtt_sink.cpp).
 #include "dfm/server/sink.h"
 
 #include <cerrno>
@@ -276,8 +276,10 @@ Result<std::unique_ptr<EventSink>> make_stdout(const config::SinkConfig& c, Serv
 }
 
 Result<std::unique_ptr<EventSink>> make_mqtt(const config::SinkConfig& c, Server*) {
-  return Unsupported("sink mqtt (" + c.host + ":" + std::to_string(c.port) +
-                     "): MQTT is not built in this version of dfmon; use a websocket, file or stdout sink");
+  DFM_ASSIGN_OR_RETURN(EventFilter f, filter_for(c));
+  DFM_ASSIGN_OR_RETURN(MqttOptions options, mqtt_options(c));
+  DFM_ASSIGN_OR_RETURN(std::unique_ptr<MqttSink> sink, MqttSink::create(std::move(options), std::move(f)));
+  return std::unique_ptr<EventSink>(std::move(sink));
 }
 
 }  // namespace

@@ -42,6 +42,19 @@ TEST(WriteFileAtomic, WritesNewFileAndLeavesNoTempFile) {
   EXPECT_EQ(entries(dir), std::vector<std::string>{"report.json"});
 }
 
+TEST(CheckWritable, ProbesTheDirectoryAndLeavesNothingBehind) {
+  const auto dir = testing::fresh_dir();
+  std::string error;
+  EXPECT_TRUE(check_writable((dir / "report.json").string(), &error)) << error;
+  EXPECT_TRUE(entries(dir).empty());  // no probe file, no report yet
+
+  EXPECT_FALSE(check_writable((dir / "missing" / "report.json").string(), &error));
+  EXPECT_NE(error.find("missing/report.json: cannot write"), std::string::npos) << error;
+  EXPECT_FALSE(check_writable(dir.string(), &error));  // a directory is not a report path
+  EXPECT_NE(error.find("is a directory"), std::string::npos) << error;
+  EXPECT_FALSE(check_writable("/proc/self/report.json", &error));
+}
+
 TEST(WriteFileAtomic, WritesBinaryDataExactly) {
   const auto dir = testing::fresh_dir();
   const auto path = dir / "blob.bin";

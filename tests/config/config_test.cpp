@@ -30,7 +30,7 @@ streams:
 sinks:
   - { type: websocket }
   - { type: file, path: alerts.jsonl }
-  - { type: mqtt, host: 127.0.0.1, port: 1883, topic: dfmon/events }
+  - { type: mqtt, host: 127.0.0.1, port: 1883, topic_prefix: dfmon }
 )";
 
 TEST(ConfigParse, InterfacesExample) {
@@ -68,8 +68,35 @@ TEST(ConfigParse, InterfacesExample) {
   EXPECT_EQ(c.sinks[2].type, SinkType::kMqtt);
   EXPECT_EQ(c.sinks[2].host, "127.0.0.1");
   EXPECT_EQ(c.sinks[2].port, 1883);
-  EXPECT_EQ(c.sinks[2].topic, "dfmon/events");
+  EXPECT_EQ(c.sinks[2].topic_prefix, "dfmon");
   EXPECT_TRUE(validate(c).ok());
+}
+
+TEST(ConfigParse, MqttSinkKeys) {
+  auto r = parse(kStream +
+                 "sinks:\n  - {type: mqtt}\n  - {type: mqtt, host: broker.lan, port: 8883, topic_prefix: "
+                 "site/a, qos: 2, client_id: box-1, keepalive_s: 60, username: u, password_env: "
+                 "DFMON_MQTT_PASSWORD, queue: 10}\n");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  const SinkConfig& d = r->sinks[0];
+  EXPECT_EQ(d.host, "127.0.0.1");
+  EXPECT_EQ(d.port, 1883);
+  EXPECT_EQ(d.topic_prefix, "dfmon");
+  EXPECT_EQ(d.qos, 1);
+  EXPECT_EQ(d.client_id, "");
+  EXPECT_EQ(d.keepalive_s, 30);
+  EXPECT_EQ(d.queue, 1024);
+  const SinkConfig& s = r->sinks[1];
+  EXPECT_EQ(s.host, "broker.lan");
+  EXPECT_EQ(s.port, 8883);
+  EXPECT_EQ(s.topic_prefix, "site/a");
+  EXPECT_EQ(s.qos, 2);
+  EXPECT_EQ(s.client_id, "box-1");
+  EXPECT_EQ(s.keepalive_s, 60);
+  EXPECT_EQ(s.username, "u");
+  EXPECT_EQ(s.password, "");
+  EXPECT_EQ(s.password_env, "DFMON_MQTT_PASSWORD");  // read by the sink at start, not by the parser
+  EXPECT_EQ(s.queue, 10);
 }
 
 TEST(ConfigParse, DefaultsFillEverythingButStreams) {
@@ -84,6 +111,7 @@ TEST(ConfigParse, DefaultsFillEverythingButStreams) {
   EXPECT_EQ(r->server.listen.port, 8080);
   EXPECT_EQ(r->server.token, "");
   EXPECT_EQ(r->server.client_queue, 256);
+  EXPECT_TRUE(r->server.dashboard);
   EXPECT_EQ(r->queue.frames, 4);
   EXPECT_EQ(r->queue.drop, DropPolicy::kDropOldest);
   EXPECT_DOUBLE_EQ(r->reconnect.initial_s, 1.0);
@@ -315,6 +343,7 @@ const ErrorCase kErrorCases[] = {
     {"UnknownDetector", "detector: {type: yolo}\n" + kStream, {"detector.type", "yolo"}},
     {"QueueZero", "queue: {frames: 0}\n" + kStream, {"queue.frames"}},
     {"ClientQueueZero", "server: {client_queue: 0}\n" + kStream, {"server.client_queue"}},
+    {"DashboardNotBool", "server: {dashboard: maybe}\n" + kStream, {"server.dashboard: expected true or false"}},
     {"LatencyNegative", kTwo + "    latency_ms: -1\n", {"streams[1] (id \"news\").latency_ms: must be in 0..60000"}},
     {"ReconnectMaxBelowInitial", "reconnect: {initial_s: 5, max_s: 2}\n" + kStream, {"reconnect.max_s: must be >="}},
     {"StreamReconnectBad",
@@ -373,7 +402,47 @@ const ErrorCase kErrorCases[] = {
     {"SameFileTwice",
      kStream + "sinks:\n  - {type: file, path: a.jsonl}\n  - {type: file, path: ./a.jsonl}\n",
      {"sinks[1].path", "already writes"}},
-    {"MqttTopicWildcard", kStream + "sinks:\n  - {type: mqtt, topic: \"dfmon/#\"}\n", {"sinks[0].topic", "wildcards"}},
+    {"MqttOldTopicKey",
+     kStream + "sinks:\n  - {type: mqtt, topic: dfmon/events}\n",
+     {"sinks[0].topic", "replaced by topic_prefix"}},
+    {"MqttPrefixWildcard",
+     kStream + "sinks:\n  - {type: websocket}\n  - {type: mqtt, topic_prefix: \"dfmon/#\"}\n",
+     {"sinks[1].topic_prefix", "wildcards"}},
+    {"MqttPrefixPlus",
+     kStream + "sinks:\n  - {type: mqtt, topic_prefix: \"a/+/b\"}\n",
+     {"sinks[0].topic_prefix", "wildcards"}},
+    {"MqttPrefixEmpty",
+     kStream + "sinks:\n  - {type: mqtt, topic_prefix: \"\"}\n",
+     {"sinks[0].topic_prefix: is empty"}},
+    {"MqttPrefixSlash", kStream + "sinks:\n  - {type: mqtt, topic_prefix: dfmon/}\n", {"sinks[0].topic_prefix", "'/'"}},
+    {"MqttPrefixDollar", kStream + "sinks:\n  - {type: mqtt, topic_prefix: $SYS/x}\n", {"sinks[0].topic_prefix", "$"}},
+    {"MqttPrefixLatin1",
+     kStream + "sinks:\n  - {type: mqtt, topic_prefix: \"caf\xe9\"}\n",
+     {"sinks[0].topic_prefix: is not valid UTF-8"}},
+    {"MqttPortHigh", kStream + "sinks:\n  - {type: mqtt, port: 65536}\n", {"sinks[0].port: must be in 1..65535"}},
+    {"MqttKeepaliveLow",
+     kStream + "sinks:\n  - {type: mqtt, keepalive_s: 2}\n",
+     {"sinks[0].keepalive_s: must be in 5..3600"}},
+    {"MqttQueueZero", kStream + "sinks:\n  - {type: mqtt, queue: 0}\n", {"sinks[0].queue"}},
+    {"MqttClientIdSpace", kStream + "sinks:\n  - {type: mqtt, client_id: \"a b\"}\n", {"sinks[0].client_id"}},
+    {"MqttPasswordWithoutUser",
+     kStream + "sinks:\n  - {type: mqtt, password: x}\n",
+     {"sinks[0].username: is required"}},
+    {"MqttPasswordTwice",
+     kStream + "sinks:\n  - {type: mqtt, username: u, password: x, password_env: P}\n",
+     {"sinks[0].password", "not both"}},
+    {"MqttPasswordEnvName",
+     kStream + "sinks:\n  - {type: mqtt, username: u, password_env: \"MY-PASS\"}\n",
+     {"sinks[0].password_env", "environment variable name"}},
+    {"MqttSameClientIdTwice",
+     kStream + "sinks:\n  - {type: mqtt, client_id: box}\n  - {type: mqtt, client_id: box, topic_prefix: b}\n",
+     {"sinks[1].client_id", "already connects"}},
+    {"MqttKeyOnStdoutSink",
+     kStream + "sinks:\n  - {type: stdout, client_id: x}\n",
+     {"sinks[0].client_id", "mqtt sinks only"}},
+    {"MqttUnknownKey",
+     kStream + "sinks:\n  - {type: mqtt, topic_prefx: a}\n",
+     {"unknown key \"topic_prefx\"", "topic_prefix"}},
 };
 
 INSTANTIATE_TEST_SUITE_P(AllClasses, ConfigErrors, ::testing::ValuesIn(kErrorCases),

@@ -11,7 +11,7 @@ namespace {
 
 // A config that sets every key to a non-default value, so the round trip covers all of them.
 const char* kEverything = R"(
-server: {listen: "[::1]:9000", token: "true", max_clients: 3, client_queue: 17}
+server: {listen: "[::1]:9000", token: "true", max_clients: 3, client_queue: 17, dashboard: false}
 models: {dir: /opt/m, use: [a, b.v2], weights: [0.25, 0.75], backend: cpu, batch: 4, threads: 2}
 detector: {type: dlib_hog, max_width: 0, detect_every: 3, min_face: 20, upsample: 1, threshold: -0.5,
            landmark_model: /opt/lm.dat}
@@ -25,7 +25,9 @@ streams:
 sinks:
   - {type: stdout, types: [score]}
   - {type: file, path: /var/log/dfmon.jsonl}
-  - {type: mqtt, host: broker, port: 8883, topic: t/x, qos: 2, types: [alert_start, dropped]}
+  - {type: mqtt, host: broker, port: 8883, topic_prefix: t/x, qos: 2, client_id: box, keepalive_s: 60,
+     username: u, password: mqtt-s3cret, queue: 50, types: [alert_start, dropped]}
+  - {type: mqtt, topic_prefix: other, qos: 0, username: v, password_env: DFMON_MQTT_PASSWORD}
 )";
 
 Config parse_ok(const std::string& text) {
@@ -58,6 +60,7 @@ TEST(ConfigDump, DefaultsAreWrittenOut) {
   nlohmann::json j = to_json(c);
   EXPECT_EQ(j["server"]["listen"], "127.0.0.1:8080");
   EXPECT_EQ(j["server"]["client_queue"], 256);
+  EXPECT_EQ(j["server"]["dashboard"], true);
   EXPECT_EQ(j["models"]["backend"], "auto");
   EXPECT_EQ(j["scoring"]["smoothing"]["alpha"], 0.3);
   EXPECT_EQ(j["queue"]["drop"], "drop_oldest");
@@ -79,6 +82,10 @@ TEST(ConfigDump, RedactsSecrets) {
   EXPECT_EQ(text.find(":secret@"), std::string::npos) << text;
   EXPECT_NE(text.find("rtsp://u:***@cam/x"), std::string::npos) << text;
   EXPECT_EQ(to_json(c, true)["server"]["token"], "***");
+  EXPECT_EQ(text.find("mqtt-s3cret"), std::string::npos) << text;
+  EXPECT_EQ(to_json(c, true)["sinks"][2]["password"], "***");
+  EXPECT_EQ(to_json(c, true)["sinks"][3]["password"], "");                         // nothing to hide
+  EXPECT_EQ(to_json(c, true)["sinks"][3]["password_env"], "DFMON_MQTT_PASSWORD");  // a name, not a secret
 }
 
 TEST(ConfigDump, ProgrammaticConfigDumps) {

@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 
-DFMON, MODELS, SRC, WORK = sys.argv[1:5]
+DFMON, MODELS, SRC, WORK = (os.path.abspath(a) for a in sys.argv[1:5])
 GOOD = os.path.join(SRC, "samples", "clips", "real_d18.mp4")
 PHOTO = os.path.join(SRC, "samples", "images", "obama2.jpg")
 results = []
@@ -85,7 +85,8 @@ def audit_corpus():
     bad["text.mp4"] = "error"
     ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-c:a", "aac", os.path.join(d, "audio_only.m4a"))
     bad["audio_only.m4a"] = "error"
-    ffmpeg("-f", "lavfi", "-i", "color=c=gray:s=1x1:r=5", "-t", "1", "-c:v", "rawvideo", "-pix_fmt", "bgr24",
+    ffmpeg("-f", "lavfi", "-i", "color=color=gray:size=2x2:rate=5", "-t", "1", "-vf", "scale=1:1", "-c:v", "rawvideo",
+           "-pix_fmt", "bgr24",
            os.path.join(d, "one_pixel.avi"))
     bad["one_pixel.avi"] = "no_faces"
     ffmpeg("-f", "lavfi", "-i", "testsrc=size=7680x4320:rate=2", "-t", "1", "-c:v", "libx264", "-preset",
@@ -127,7 +128,7 @@ def audit_hostile_names():
     """File names are attacker-controlled: the HTML report must show them as text, never as markup."""
     d = os.path.join(WORK, "hostile")
     os.makedirs(d)
-    names = ["<script>alert(1)</script>.mp4", "<img src=x onerror=alert(2)>.mp4", "quote\"'&amp;.mp4"]
+    names = ["<script>alert(1)<script>.mp4", "<img src=x onerror=alert(2)>.mp4", "quote\"'&amp;.mp4"]
     for n in names:
         shutil.copy(GOOD, os.path.join(d, n))
     html = os.path.join(WORK, "hostile.html")
@@ -137,7 +138,7 @@ def audit_hostile_names():
     text = open(html).read()
     if "<img src=x onerror" in text or "<script>alert" in text:
         fail("HTML report contains markup from a file name")
-    if "&lt;script&gt;alert(1)&lt;/script&gt;.mp4" not in text:
+    if "&lt;script&gt;alert(1)&lt;script&gt;.mp4" not in text:
         fail("escaped file name not found in the HTML report")
     names_json = {os.path.basename(i["source"]) for i in json.load(open(html + ".json"))["inputs"]}
     if names_json != set(names):
@@ -362,7 +363,7 @@ def broken_models():
         ("card is not json", lambda d: open(os.path.join(d, cards[0]), "w").write("{not json"), cards[0]),
         ("card with 3 labels", lambda d: edit_card(d, lambda c: c["output"].update(labels=["real", "fake", "x"])), cards[0]),
         ("card mean of length 2", lambda d: edit_card(d, lambda c: c["input"].update(mean=[0.5, 0.5])), cards[0]),
-        ("card input 300x300", lambda d: edit_card(d, lambda c: c["input"].update(width=300, height=300)), cards[0]),
+        ("card with 1 channel", lambda d: edit_card(d, lambda c: c["input"].update(channels=1)), cards[0]),
         ("card fake_index 5", lambda d: edit_card(d, lambda c: c["output"].update(fake_index=5)), cards[0]),
         ("empty dir", lambda d: [os.unlink(os.path.join(d, f)) for f in os.listdir(d)], "no model"),
     ]

@@ -19,4 +19,8 @@ std::string find_landmark_model();
 // Writes `data` to `path` atomically (temp file in the same directory + rename); false + reason on error.
 bool write_file_atomic(const std::string& path, const std::string& data, std::string* error);
 
+// Whether write_file_atomic(path) can succeed later: creates and removes a temp file beside `path`.
+// Lets a command fail before hours of work instead of after. Error text: "<path>: cannot write: <why>".
+bool check_writable(const std::string& path, std::string* error);
+
 }  // namespace dfm

@@ -22,6 +22,7 @@ struct ServerConfig {
   std::string token;       // empty = no auth on the WebSocket upgrade
   int max_clients = 64;    // further upgrades are refused
   int client_queue = 256;  // per-client bounded outgoing queue (events); overflow drops oldest + `dropped`
+  bool dashboard = true;   // serve the live dashboard at GET / (docs/dashboard.md)
 };
 
 enum class Backend { kAuto, kCuda, kOpenCl, kCpu };
@@ -93,10 +94,16 @@ enum class SinkType { kWebsocket, kFile, kStdout, kMqtt };
 struct SinkConfig {
   SinkType type = SinkType::kWebsocket;
   std::string path = "events.jsonl";   // file: JSON lines, appended
-  std::string host = "127.0.0.1";      // mqtt
-  int port = 1883;                     // mqtt
-  std::string topic = "dfmon/events";  // mqtt
+  std::string host = "127.0.0.1";      // mqtt: broker host name or IP
+  int port = 1883;                     // mqtt, 1..65535
+  std::string topic_prefix = "dfmon";  // mqtt: <prefix>/<stream>/events, retained <prefix>/<stream>/state
   int qos = 1;                         // mqtt, 0..2
+  std::string client_id;               // mqtt; empty = "dfmon-<hostname>-<pid>"
+  int keepalive_s = 30;                // mqtt, 5..3600; also bounds how long a connect attempt may hang
+  std::string username;                // mqtt; empty = anonymous
+  std::string password;                // mqtt; needs username; prefer password_env
+  std::string password_env;            // mqtt: environment variable read at start for the password
+  int queue = 1024;                    // mqtt: events held while the broker is slow or away (oldest dropped)
   // Event types the sink receives (see event_type_names()); `score` is one per face, so opt-in.
   std::vector<std::string> types = {"alert_start", "alert_end", "stream_state"};
 };

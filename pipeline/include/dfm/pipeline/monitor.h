@@ -38,6 +38,10 @@ struct MonitorOptions {
   // from a frame leaving its decoder to its score event.
   std::function<void(double)> observe_inference;
   std::function<void(double)> observe_frame_to_event;
+  // Optional, from the inference worker just before an alert_start event is emitted: that event and the
+  // aligned face crop that raised it (BGR, valid during the call only). Lets the dashboard keep a
+  // thumbnail without events carrying images. Must be quick: it runs on the inference path.
+  std::function<void(const Event&, const cv::Mat& crop)> observe_alert_start;
   DetectorOptions detector;
   AlignOptions align;
   TrackerOptions tracker;

@@ -117,6 +117,58 @@ class WebSocketSink : public EventSink {
   Server* server_;
 };
 
+// MQTT (libmosquitto, MQTT 3.1.1). Events of stream S go to <prefix>/<S>/events; stream_state events
+// also go, retained, to <prefix>/<S>/state. publish() only enqueues: a bounded queue (oldest dropped
+// and counted) sits between the bus and the sink's network thread, which connects, reconnects with
+// backoff and hands at most `max_inflight` messages at a time to the client library. See docs/mqtt.md.
+struct MqttOptions {
+  std::string host = "127.0.0.1";
+  int port = 1883;
+  std::string topic_prefix = "dfmon";
+  int qos = 1;
+  std::string client_id;  // empty = "dfmon-<hostname>-<pid>-<n>"
+  int keepalive_s = 30;   // also the limit for a connect attempt that gets no answer
+  std::string username, password;
+  size_t queue_capacity = 1024;
+  int max_inflight = 32;             // messages handed to libmosquitto and not yet written/acknowledged
+  double reconnect_initial_s = 0.5;  // backoff after a failed or lost connection, doubling ...
+  double reconnect_max_s = 30.0;     // ... up to this
+  double stop_timeout_s = 3.0;       // flush()/destructor wait this long for queued and QoS>0 messages
+};
+
+class MqttSink : public EventSink {
+ public:
+  // Fails for options libmosquitto refuses (e.g. a bad client id); an unreachable broker is not an
+  // error here: the sink keeps retrying and buffers up to queue_capacity events meanwhile.
+  static Result<std::unique_ptr<MqttSink>> create(MqttOptions options, EventFilter filter);
+  ~MqttSink() override;  // calls stop()
+
+  // Waits up to stop_timeout_s for queued and unacknowledged messages, disconnects, and counts what was
+  // not delivered as errors; later events are queued but never sent. Idempotent.
+  void stop();
+
+  bool connected() const;
+  uint64_t connections() const;  // successful connects (CONNACK accepted) so far
+  size_t queue_depth() const;
+
+  // One topic level for a stream id: '/', '+', '#', '%', control, space and non-ASCII bytes are
+  // %-encoded (upper-case hex), so a stream id can never add levels or wildcards.
+  static std::string topic_level(const std::string& stream);
+  // <prefix>/<level>/events, or <prefix>/events for events that belong to no stream.
+  static std::string events_topic(const std::string& prefix, const std::string& stream);
+  static std::string state_topic(const std::string& prefix, const std::string& stream);
+
+ private:
+  struct Impl;  // network thread and libmosquitto handle (mqtt_sink.cpp)
+  MqttSink(std::string name, EventFilter filter);
+  Status do_publish(const Event& e, const std::string& json) override;
+  void do_flush() override;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Sink options from a config entry; reads password_env from the environment (an unset variable is an error).
+Result<MqttOptions> mqtt_options(const config::SinkConfig& config);
+
 // Registration table keyed by the config `type:` string. `server` is required by "websocket" only.
 using SinkFactory = std::function<Result<std::unique_ptr<EventSink>>(const config::SinkConfig&, Server*)>;
 struct SinkRegistration {
@@ -125,8 +177,7 @@ struct SinkRegistration {
 };
 const std::vector<SinkRegistration>& sink_registry();
 
-// Builds the sink for one config entry; errors name the type and path. "mqtt" is Unsupported in this
-// build (its table entry is the seam for an MQTT client).
+// Builds the sink for one config entry; errors name the type and path (or broker).
 Result<std::unique_ptr<EventSink>> make_sink(const config::SinkConfig& config, Server* server);
 
 }  // namespace dfm::server
