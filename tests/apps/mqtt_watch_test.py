@@ -17,12 +17,11 @@ import threading
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../tools"))
+from testutil import fail, free_port  # noqa: E402
+
 PREFIX = "e2e/site"
 
-
-def fail(msg):
-    print("FAIL:", msg, flush=True)
-    sys.exit(1)
 
 
 def find(name, extra=("/usr/sbin", "/usr/local/sbin")):
@@ -32,13 +31,6 @@ def find(name, extra=("/usr/sbin", "/usr/local/sbin")):
         sys.exit(0)
     return path
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def start_broker(work, port):

@@ -15,14 +15,18 @@
 #include "dfm/server/event_bus.h"
 #include "dfm/server/server.h"
 #include "dfm/server/sink.h"
+#include "feed.h"
 #include "ws_client.h"
 
 namespace dfm::server {
 namespace {
 
-using test::WsClient;
+using test::Feed;
+using test::FeedOptions;
+using test::kAllTypes;
+using test::score_event;
+using dfm::test::WsClient;
 using Clock = std::chrono::steady_clock;
-constexpr const char* kAllTypes = "/alerts?types=alert_start,alert_end,score,stream_state";
 
 int scale() {
   const char* s = std::getenv("DFM_SOAK_SCALE");
@@ -37,53 +41,11 @@ double rss_mb() {
   return resident * double(sysconf(_SC_PAGESIZE)) / (1024.0 * 1024.0);
 }
 
-Event score_event(int i) {
-  Event e;
-  e.type = EventType::kScore;
-  e.stream = i % 2 ? "cam-1" : "cam-2";
-  e.track = i % 5;
-  e.pts_s = i * 0.2;
-  e.score = 0.4;
-  e.raw = 0.5;
-  e.models = {{"resnet18", 0.5}, {"vit", 0.5}};
-  e.bbox = cv::Rect(10, 20, 64, 64);
-  return e;
-}
-
-struct Feed {
-  std::unique_ptr<Server> server;
-  std::unique_ptr<EventBus> bus;
-  Feed(int max_clients, int client_queue) {
-    config::ServerConfig c;
-    c.listen.port = 0;
-    c.max_clients = max_clients;
-    c.client_queue = client_queue;
-    ServerOptions o;
-    o.socket_send_buffer = 8192;  // bounds the kernel's share of each stuck client
-    o.write_timeout_s = 120;      // stuck clients must survive the whole test
-    auto s = Server::create(c, o);
-    EXPECT_TRUE(s.ok()) << s.status().to_string();
-    server = std::move(s).value();
-    EXPECT_TRUE(server->start().ok());
-    bus = std::make_unique<EventBus>(&server->metrics());
-    config::SinkConfig ws;
-    ws.types = {"alert_start", "alert_end", "score", "stream_state"};
-    bus->add_sink(std::move(make_sink(ws, server.get())).value());
-  }
-  ~Feed() {
-    bus.reset();
-    server.reset();
-  }
-  bool wait_clients(size_t n, double timeout_s = 10) {
-    const auto end = Clock::now() + std::chrono::duration<double>(timeout_s);
-    while (Clock::now() < end && server->client_count() != n) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    return server->client_count() == n;
-  }
-};
-
 TEST(ServerSoak, ThousandClientsConnectAndDisconnectWhileEventsFlow) {
   const int kClients = 1000 * scale();
-  Feed feed(/*max_clients=*/64, /*client_queue=*/256);
+  FeedOptions fo;
+  fo.write_timeout_s = 120;
+  Feed feed(fo);
   std::atomic<bool> stop{false};
   std::atomic<int> published{0};
   // Events keep flowing during the churn, so sessions are torn down with writes in flight.
@@ -133,7 +95,7 @@ TEST(ServerSoak, ThousandClientsConnectAndDisconnectWhileEventsFlow) {
   ASSERT_TRUE(feed.wait_clients(1));  // registered for broadcast, not just upgraded
   feed.bus->publish(score_event(0));
   EXPECT_TRUE(last.read(5.0));
-  EXPECT_EQ(test::http_get(feed.server->port(), "/healthz").status, 200);
+  EXPECT_EQ(dfm::test::http_get(feed.server->port(), "/healthz").status, 200);
   // Leak bound: a leaked session (buffers, queue, socket) is tens of KB; 1,000 of them would pass 20 MB.
   EXPECT_LT(rss1 - rss0, 20.0) << "RSS grew from " << rss0 << " to " << rss1 << " MB";
   std::cout << "[ measure  ] " << kClients << " clients connected+disconnected (" << kThreads << " at a time) with "
@@ -142,7 +104,11 @@ TEST(ServerSoak, ThousandClientsConnectAndDisconnectWhileEventsFlow) {
 
 TEST(ServerSoak, HundredStuckClientsStayBoundedAndAFastClientLosesNothing) {
   const int kStuck = 100, kEvents = 10000 * scale(), kCap = 256;
-  Feed feed(/*max_clients=*/kStuck + 8, kCap);
+  FeedOptions fo;
+  fo.client_queue = kCap;
+  fo.max_clients = kStuck + 8;
+  fo.write_timeout_s = 120;
+  Feed feed(fo);
   const double rss0 = rss_mb();
   std::vector<std::unique_ptr<WsClient>> stuck;
   for (int i = 0; i < kStuck; ++i) {

@@ -10,63 +10,18 @@
 #include "dfm/server/metrics.h"
 #include "dfm/server/server.h"
 #include "dfm/server/sink.h"
+#include "feed.h"
 #include "ws_client.h"
 
 namespace dfm::server {
 namespace {
 
-using test::WsClient;
+using test::Feed;
+using test::FeedOptions;
+using test::kAllTypes;
+using test::score_event;
+using dfm::test::WsClient;
 using Clock = std::chrono::steady_clock;
-
-struct Feed {
-  std::unique_ptr<Server> server;
-  std::unique_ptr<EventBus> bus;
-
-  explicit Feed(int client_queue, int send_buffer = 8192) {
-    config::ServerConfig c;
-    c.listen.port = 0;
-    c.client_queue = client_queue;
-    ServerOptions o;
-    o.socket_send_buffer = send_buffer;  // keeps the kernel's share of a stuck client small and the test fast
-    o.write_timeout_s = 60;              // the slow client must survive the whole test
-    auto s = Server::create(c, o);
-    EXPECT_TRUE(s.ok()) << s.status().to_string();
-    server = std::move(s).value();
-    EXPECT_TRUE(server->start().ok());
-    bus = std::make_unique<EventBus>(&server->metrics());
-    config::SinkConfig ws;
-    ws.types = {"alert_start", "alert_end", "score", "stream_state"};
-    bus->add_sink(std::move(make_sink(ws, server.get())).value());
-  }
-  ~Feed() {
-    bus.reset();
-    server.reset();
-  }
-  bool wait_clients(size_t n) {
-    const auto end = Clock::now() + std::chrono::seconds(5);
-    while (Clock::now() < end && server->client_count() != n) std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    return server->client_count() == n;
-  }
-  std::optional<ClientInfo> client_on(uint16_t local_port) {
-    for (const auto& c : server->clients()) {
-      if (c.remote == "127.0.0.1:" + std::to_string(local_port)) return c;
-    }
-    return std::nullopt;
-  }
-};
-
-Event score_event(int i) {
-  Event e;
-  e.type = EventType::kScore;
-  e.stream = i % 2 ? "cam-1" : "cam-2";
-  e.track = i % 7;
-  e.pts_s = i * 0.2;
-  e.score = 0.5;
-  e.raw = 0.6;
-  e.models = {{"resnet18", 0.61}, {"vit", 0.59}};
-  e.bbox = cv::Rect(i % 640, 100, 64, 64);
-  return e;
-}
 
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 constexpr double kSlowdown = 5;
@@ -74,11 +29,10 @@ constexpr double kSlowdown = 5;
 constexpr double kSlowdown = 1;
 #endif
 
-constexpr const char* kAllTypes = "/alerts?types=alert_start,alert_end,score,stream_state";
 
 TEST(ServerFlood, SlowClientNeverBlocksPipelineOrFastClient) {
   constexpr int kCap = 256, kEvents = 10000;
-  Feed feed(kCap);
+  Feed feed(FeedOptions{kCap});
   WsClient fast, slow;
   ASSERT_EQ(fast.connect(feed.server->port(), kAllTypes), 101) << fast.error();
   ASSERT_EQ(slow.connect(feed.server->port(), kAllTypes, "", 4096), 101) << slow.error();
@@ -177,7 +131,10 @@ TEST(ServerFlood, SlowClientNeverBlocksPipelineOrFastClient) {
 // Measurement: events/s to one client that reads as fast as it can (queue big enough not to drop).
 TEST(ServerFlood, ThroughputToAFastClient) {
   constexpr int kEvents = 20000;
-  Feed feed(kEvents, /*send_buffer=*/0);
+  FeedOptions fo;
+  fo.client_queue = kEvents;
+  fo.send_buffer = 0;
+  Feed feed(fo);
   WsClient fast;
   ASSERT_EQ(fast.connect(feed.server->port(), kAllTypes), 101);
   ASSERT_TRUE(feed.wait_clients(1));

@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,20 +26,15 @@ import urllib.request
 
 import websockets
 
-# The RTSP and dfmon launchers (and fail()) of the `dfmon watch` end-to-end test.
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "apps"))
-from watch_test import fail, start_dfmon, start_rtsp  # noqa: E402
+# The RTSP and dfmon launchers of the `dfmon watch` end-to-end test; shared helpers.
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.join(HERE, "..", "apps"), os.path.join(HERE, "..", "tools")]
+from testutil import fail, free_port  # noqa: E402
+from watch_test import start_dfmon, start_rtsp  # noqa: E402
 
 TOKEN = "s3cr/et&+x"  # characters that must survive encodeURIComponent and the thumbnail path
 EVIL_URI = "file:///nonexistent/<img/src=x/onerror=window.__xss=1>.mp4"
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def http_request(addr, path, method="GET"):
