@@ -26,11 +26,11 @@ endif()
 # dfmon.1 from the --help of the binary and of each subcommand (help2man), so it cannot drift from the CLI.
 find_program(HELP2MAN help2man)
 if(HELP2MAN)
-  add_custom_command(OUTPUT ${CMAKE_BINARY_DIR}/packaging/dfmon.1
-    COMMAND bash ${CMAKE_SOURCE_DIR}/packaging/make-man $<TARGET_FILE:dfmon> ${CMAKE_BINARY_DIR}/packaging/dfmon.1
+  add_custom_command(OUTPUT ${CMAKE_BINARY_DIR}/packaging/dfmon.1.gz
+    COMMAND bash ${CMAKE_SOURCE_DIR}/packaging/make-man $<TARGET_FILE:dfmon> ${CMAKE_BINARY_DIR}/packaging/dfmon.1.gz
     DEPENDS dfmon ${CMAKE_SOURCE_DIR}/packaging/make-man VERBATIM)
-  add_custom_target(dfmon_man ALL DEPENDS ${CMAKE_BINARY_DIR}/packaging/dfmon.1)
-  install(FILES ${CMAKE_BINARY_DIR}/packaging/dfmon.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
+  add_custom_target(dfmon_man ALL DEPENDS ${CMAKE_BINARY_DIR}/packaging/dfmon.1.gz)
+  install(FILES ${CMAKE_BINARY_DIR}/packaging/dfmon.1.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
 endif()
 
 # `cmake --build build --target package` -> build/dfmon_<version>_<arch>.deb
