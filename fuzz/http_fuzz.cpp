@@ -108,7 +108,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     boost::beast::error_code ec;
     while (!parser.is_done()) {
       if (rest.empty()) {
-        parser.put_eof(ec);  // the peer closed: end_of_stream before any byte, else partial_message
+        // The peer closed. Like http::read: end_of_stream before any byte (put_eof asserts got_some()),
+        // else put_eof decides (partial_message or a complete body-until-eof message).
+        if (parser.got_some()) parser.put_eof(ec);
+        else ec = http::error::end_of_stream;
         break;
       }
       const size_t used = parser.put(boost::asio::const_buffer(rest.data(), rest.size()), ec);
@@ -117,7 +120,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         ec = {};
         if (used == 0 && rest.empty()) continue;
         if (used == 0) {  // a buffer the parser cannot use: treat like the peer stopped sending
-          parser.put_eof(ec);
+          if (parser.got_some()) parser.put_eof(ec);
+          else ec = http::error::end_of_stream;
           break;
         }
         continue;

@@ -40,6 +40,27 @@ const std::set<std::string> kVideoExt = {".mp4", ".mkv", ".webm", ".avi", ".mov"
 std::atomic<bool> g_cancel{false};
 extern "C" void on_signal(int) { g_cancel.store(true); }
 
+// SIGINT/SIGTERM set g_cancel for the whole command, model loading included: a signal at any point ends
+// with the report written (unfinished inputs marked interrupted), never with a half-done process kill.
+class CancelOnSignal {
+ public:
+  CancelOnSignal() {
+    g_cancel.store(false);
+    prev_int_ = std::signal(SIGINT, on_signal);
+    prev_term_ = std::signal(SIGTERM, on_signal);
+  }
+  ~CancelOnSignal() {
+    std::signal(SIGINT, prev_int_);
+    std::signal(SIGTERM, prev_term_);
+  }
+  CancelOnSignal(const CancelOnSignal&) = delete;
+  CancelOnSignal& operator=(const CancelOnSignal&) = delete;
+
+ private:
+  void (*prev_int_)(int);
+  void (*prev_term_)(int);
+};
+
 // A work item: a path/URI to audit, or an error found while expanding the inputs.
 struct Item {
   std::string source;
@@ -131,6 +152,7 @@ int run(const GlobalOptions& g, AuditCliOptions& o) {
     return enqueue_audit_jobs(g, o.enqueue_url, work, o.audit, o.out_dir, o.json);
   }
   if (!o.out_dir.empty()) return fail(InvalidArgument("--out: only with --enqueue (use --report/--html here)"));
+  CancelOnSignal cancel_on_signal;
   // Fail now, not after the whole audit, when a report cannot be written where asked.
   for (const auto& [flag, path] : {std::pair<const char*, std::string>{"--report", o.report_path}, {"--html", o.html_path}}) {
     std::string err;
@@ -147,9 +169,6 @@ int run(const GlobalOptions& g, AuditCliOptions& o) {
     if (!a.ok()) return fail(a.status());
     auditors.push_back(std::move(a).value());
   }
-  g_cancel.store(false);
-  auto prev_int = std::signal(SIGINT, on_signal);
-  auto prev_term = std::signal(SIGTERM, on_signal);
   ProgressBar bar(o.progress);
   std::atomic<size_t> next{0};
   auto worker = [&](Auditor* auditor) {
@@ -175,8 +194,6 @@ int run(const GlobalOptions& g, AuditCliOptions& o) {
   for (int i = 1; i < jobs; ++i) threads.emplace_back(worker, auditors[static_cast<size_t>(i)].get());
   worker(auditors[0].get());
   for (auto& t : threads) t.join();
-  std::signal(SIGINT, prev_int);
-  std::signal(SIGTERM, prev_term);
 
   const nlohmann::json report = audit_report_json(reports, **set, o.audit, DFM_VERSION);
   int rc = kExitOk;
