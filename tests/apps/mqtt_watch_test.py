@@ -6,6 +6,7 @@ usage: mqtt_watch_test.py DFMON MODELS_DIR SAMPLE_CLIP WORKDIR
 """
 import json
 import os
+import pwd
 import queue
 import re
 import shutil
@@ -36,7 +37,9 @@ def find(name, extra=("/usr/sbin", "/usr/local/sbin")):
 def start_broker(work, port):
     conf = os.path.join(work, "mosquitto.conf")
     with open(conf, "w") as f:
-        f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n" % port)
+        # As root mosquitto would switch to its own user; stay the test's user (see mqtt_sink_test.cpp).
+        f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nuser %s\n"
+                % (port, pwd.getpwuid(os.getuid()).pw_name))
     log = open(os.path.join(work, "mosquitto.log"), "a")
     p = subprocess.Popen([find("mosquitto"), "-c", conf, "-v"], stdout=log, stderr=log)
     deadline = time.time() + 10

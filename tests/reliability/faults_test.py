@@ -20,6 +20,9 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from testutil import stage_for_nobody  # noqa: E402
+
 DFMON, MODELS, SRC, WORK = (os.path.abspath(a) for a in sys.argv[1:5])
 GOOD = os.path.join(SRC, "samples", "clips", "real_d18.mp4")
 PHOTO = os.path.join(SRC, "samples", "images", "obama2.jpg")
@@ -36,9 +39,9 @@ def result(case, outcome):
     print("RESULT %-34s %s" % (case, outcome), flush=True)
 
 
-def run(args, timeout=180, user=None, models=None, **kw):
+def run(args, timeout=180, user=None, models=None, dfmon=None, **kw):
     """Runs dfmon; a timeout or a death by signal fails the test (a hang or a crash)."""
-    cmd = [DFMON, "--models", models or MODELS] + args
+    cmd = [dfmon or DFMON, "--models", models or MODELS] + args
     if user is not None:
         cmd = ["setpriv", "--reuid=%d" % user, "--regid=%d" % user, "--clear-groups"] + cmd
     t0 = time.time()
@@ -150,19 +153,21 @@ def audit_unreadable():
     if os.geteuid() != 0:
         result("audit unreadable file/dir", "skipped (needs root to drop to another uid)")
         return
-    d = os.path.join(WORK, "perm")
+    dfmon, models, base = stage_for_nobody(DFMON, MODELS, WORK)
+    d = os.path.join(base, "perm")
     os.makedirs(os.path.join(d, "locked"))
     shutil.copy(GOOD, os.path.join(d, "ok.mp4"))
     shutil.copy(GOOD, os.path.join(d, "noread.mp4"))
     shutil.copy(GOOD, os.path.join(d, "locked", "inner.mp4"))
     os.chmod(os.path.join(d, "noread.mp4"), 0)
     os.chmod(os.path.join(d, "locked"), 0)
-    os.chmod(WORK, 0o755)
+    os.chmod(base, 0o755)
     os.chmod(d, 0o755)
-    out = os.path.join(WORK, "perm-out")
+    out = os.path.join(base, "perm-out")
     os.makedirs(out)
     os.chmod(out, 0o777)
-    p = run(["audit", "--no-progress", "--report", os.path.join(out, "r.json"), d], user=65534)
+    p = run(["audit", "--no-progress", "--report", os.path.join(out, "r.json"), d], user=65534, dfmon=dfmon,
+            models=models)
     rep = json.load(open(os.path.join(out, "r.json")))
     by = {i["source"]: i for i in rep["inputs"]}
     errs = [i for i in rep["inputs"] if i["status"] == "error"]

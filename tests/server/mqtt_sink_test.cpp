@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <pwd.h>
 #include <mosquitto.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -81,7 +82,11 @@ class Broker {
   // `access`: the authentication lines of the config (anonymous by default).
   explicit Broker(const std::string& name, const std::string& access = "allow_anonymous true\n")
       : dir_(fresh_dir(name)), port_(free_port()) {
-    std::ofstream(dir_ / "mosquitto.conf") << "listener " << port_ << " 127.0.0.1\n" << access << "persistence false\n";
+    // Started as root (CI), mosquitto would switch to the `mosquitto` user, which cannot read files in a
+    // checkout under a 0700 directory: stay the user the test runs as.
+    const passwd* pw = getpwuid(getuid());
+    std::ofstream(dir_ / "mosquitto.conf") << "listener " << port_ << " 127.0.0.1\n" << access << "persistence false\n"
+                                           << "user " << (pw ? pw->pw_name : "root") << "\n";
   }
   const fs::path& dir() const { return dir_; }
   ~Broker() { kill(); }
