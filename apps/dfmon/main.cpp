@@ -20,6 +20,13 @@ int main(int argc, char** argv) {
   root.add_option("--log-level", g.log_level, "trace|debug|info|warn|error|off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
 
+  root.footer(
+      "Run `dfmon SUBCOMMAND --help` for each subcommand's options and exit codes (also in `man dfmon`).\n"
+      "Exit codes: 0 ok (audit: all real), 1 audit found a fake, 2 bad arguments, input, config or models.\n"
+      "Environment: DFMON_MODELS (model directory), DFMON_LANDMARKS (dlib 68-point landmark model).\n"
+      "Files: models in <prefix>/share/dfmon/models (or the source tree's models/), service config\n"
+      "/etc/dfmon/monitor.yaml (packaged). Formats: docs/interfaces.md; README.md for an overview.");
+
   int exit_code = kExitOk;
   // Explicit registration table: the order here is the order in --help.
   const Register commands[] = {register_audit, register_watch, register_classify, register_evaluate, register_models, register_config, register_dataset, register_bench, register_worker};
