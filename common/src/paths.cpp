@@ -52,6 +52,16 @@ std::string find_landmark_model() {
   return {};
 }
 
+namespace {
+// A hidden, randomly named file beside `target` ("dir/.name<tag>123456"): same directory, same filesystem,
+// so a rename onto `target` is atomic and a probe tests the directory that will be written.
+fs::path sibling_temp(const fs::path& target, const char* tag) {
+  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  std::random_device rd;
+  return dir / ("." + target.filename().string() + tag + std::to_string(rd() % 1000000));
+}
+}  // namespace
+
 bool check_writable(const std::string& path, std::string* error) {
   fs::path target(path);
   std::error_code ec;
@@ -59,9 +69,7 @@ bool check_writable(const std::string& path, std::string* error) {
     if (error) *error = path + ": cannot write: is a directory";
     return false;
   }
-  fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  std::random_device rd;
-  fs::path probe = dir / ("." + target.filename().string() + ".probe" + std::to_string(rd() % 1000000));
+  const fs::path probe = sibling_temp(target, ".probe");
   {
     std::ofstream out(probe, std::ios::binary | std::ios::trunc);
     if (!out) {
@@ -75,9 +83,7 @@ bool check_writable(const std::string& path, std::string* error) {
 
 bool write_file_atomic(const std::string& path, const std::string& data, std::string* error) {
   fs::path target(path);
-  fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  std::random_device rd;
-  fs::path tmp = dir / ("." + target.filename().string() + ".tmp" + std::to_string(rd() % 1000000));
+  const fs::path tmp = sibling_temp(target, ".tmp");
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) {

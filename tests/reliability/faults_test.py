@@ -55,6 +55,18 @@ def run(args, timeout=180, user=None, models=None, dfmon=None, **kw):
     return p
 
 
+def terminate(proc, what, timeout):
+    """SIGTERM, then wait; a process still running after `timeout` s is a hang. Returns seconds taken."""
+    t0 = time.time()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        fail("%s did not stop within %d s of SIGTERM" % (what, timeout))
+    return time.time() - t0
+
+
 def ffmpeg(*args):
     subprocess.run(["ffmpeg", "-loglevel", "error", "-y"] + list(args), check=True, timeout=300)
 
@@ -228,14 +240,7 @@ def audit_sigterm():
     proc = subprocess.Popen([DFMON, "--models", MODELS, "audit", "--no-progress", "--report", report,
                              "--html", report + ".html", d], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(2.0)
-    t0 = time.time()
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        fail("audit did not stop within 30 s of SIGTERM")
-    took = time.time() - t0
+    took = terminate(proc, "audit", 30)
     if proc.returncode != 2:
         fail("SIGTERM during audit: exit %d (expected 2: inputs not audited)" % proc.returncode)
     rep = json.load(open(report))  # complete, parseable: written atomically after the workers stopped
@@ -307,14 +312,7 @@ sinks:
     time.sleep(25)
     if proc.poll() is not None:
         fail("watch exited early (%s) with garbage streams:\n%s" % (proc.returncode, open(log.name).read()[-3000:]))
-    t0 = time.time()
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        fail("watch did not stop within 20 s of SIGTERM")
-    took = time.time() - t0
+    took = terminate(proc, "watch", 20)
     stop.set()
     httpd.shutdown()
     if proc.returncode != 0:
@@ -324,11 +322,9 @@ sinks:
     good_scores = [e for e in evs if e["type"] == "score" and e["stream"] == "good"]
     if len(good_scores) < 20:
         fail("the good stream scored only %d faces beside the garbage streams" % len(good_scores))
-    span = good_scores[-1]["time_ms"] if "time_ms" in good_scores[-1] else None
     seqs = [e["seq"] for e in evs]
     if seqs != sorted(seqs) or len(set(seqs)) != len(seqs):
         fail("file sink seq not increasing")
-    summary = []
     for sid in ("http-noise", "udp-noise", "refused", "missing-file"):
         st = [e for e in evs if e["type"] == "stream_state" and e["stream"] == sid]
         bad = [e for e in st if e["state"] in ("retrying", "failed")]
@@ -336,7 +332,6 @@ sinks:
             fail("stream %s: no retrying/failed state with a reason: %s" % (sid, st))
         if any(e["type"] == "score" and e["stream"] == sid for e in evs):
             fail("garbage stream %s produced scores" % sid)
-        summary.append("%s %s (%s)" % (sid, bad[0]["state"], bad[0]["reason"][:50]))
         result("watch stream " + sid, "%s x%d: %s" % (bad[0]["state"], len(bad), bad[0]["reason"][:70]))
     result("watch good stream beside them", "%d score events in 25 s, SIGTERM -> exit 0 in %.2f s" %
            (len(good_scores), took))
