@@ -14,16 +14,25 @@
 
 namespace {
 
-std::shared_ptr<const dfm::ModelSet> models() {
-  static std::shared_ptr<const dfm::ModelSet> set = [] {
-    dfm::ModelSetOptions o;
-    o.dir = dfm::find_default_model_dir();
-    if (const char* env = std::getenv("DFMON_MODELS"); env && *env) o.dir = env;
-    o.backend = dfm::Backend::kCpu;
-    auto r = dfm::ModelSet::load(o);
-    return r.ok() ? *r : std::shared_ptr<const dfm::ModelSet>();
-  }();
-  return set;
+// parallel: the product's default plan (models side by side, threads split); else one after another.
+std::shared_ptr<const dfm::ModelSet> load_set(bool parallel) {
+  dfm::ModelSetOptions o;
+  o.dir = dfm::find_default_model_dir();
+  if (const char* env = std::getenv("DFMON_MODELS"); env && *env) o.dir = env;
+  o.backend = dfm::Backend::kCpu;
+  o.parallel = parallel;
+  auto r = dfm::ModelSet::load(o);
+  return r.ok() ? *r : std::shared_ptr<const dfm::ModelSet>();
+}
+
+std::shared_ptr<const dfm::ModelSet> models(bool parallel = true) {
+  static std::shared_ptr<const dfm::ModelSet> side_by_side = load_set(true);
+  static std::shared_ptr<const dfm::ModelSet> sequential = load_set(false);
+  return parallel ? side_by_side : sequential;
+}
+
+int all_threads(const dfm::ModelSet& set) {
+  return set.thread_plan().lanes * set.thread_plan().threads_per_lane;
 }
 
 std::vector<cv::Mat> crops(int n) {
@@ -53,6 +62,7 @@ void BM_Model(benchmark::State& state) {
   if (k >= set->models().size()) return state.SkipWithError("no such model index");
   auto runner = dfm::EnsembleRunner::create(set);
   if (!runner.ok()) return state.SkipWithError(runner.status().message().c_str());
+  cv::setNumThreads(all_threads(*set));  // one model alone gets every thread
   auto c = crops(static_cast<int>(state.range(1)));
   state.SetLabel(set->models()[k].card.name);
   for (auto _ : state) benchmark::DoNotOptimize((*runner)->score_model(k, c));
@@ -60,19 +70,23 @@ void BM_Model(benchmark::State& state) {
 }
 BENCHMARK(BM_Model)->ArgsProduct({{0, 1}, {1, 4, 8}})->Unit(benchmark::kMillisecond)->UseRealTime();
 
+// Args: batch, side by side (1, the default) or sequential (0).
 void BM_Ensemble(benchmark::State& state) {
-  auto set = models();
+  auto set = models(state.range(1) != 0);
   if (!set) return state.SkipWithError("no models (set DFMON_MODELS)");
+  dfm::apply_thread_plan(set->thread_plan());
   auto runner = dfm::EnsembleRunner::create(set);
   if (!runner.ok()) return state.SkipWithError(runner.status().message().c_str());
   auto c = crops(static_cast<int>(state.range(0)));
+  state.SetLabel(state.range(1) ? "side by side" : "sequential");
   for (auto _ : state) benchmark::DoNotOptimize((*runner)->score(c));
   state.SetItemsProcessed(state.iterations() * state.range(0));
 }
-BENCHMARK(BM_Ensemble)->Arg(1)->Arg(4)->Arg(8)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_Ensemble)->ArgsProduct({{1, 4, 8}, {1, 0}})->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_Sgemm(benchmark::State& state) {
   const int n = static_cast<int>(state.range(0));
+  cv::setNumThreads(cv::getNumberOfCPUs());  // BM_Ensemble may have left the per-lane count
   cv::Mat a(n, n, CV_32F), b(n, n, CV_32F), c;
   cv::randu(a, -1, 1);
   cv::randu(b, -1, 1);

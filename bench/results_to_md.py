@@ -23,12 +23,15 @@ def crop_tables(c):
     out += ["", "| batch | model | OpenCV DNN ms/face | faces/s | PyTorch eager ms/face | OpenCV / PyTorch | FLOP limit ms/face |",
             "|---|---|---|---|---|---|---|"]
     for row in c.get("batches", []):
-        names = [n for n in row.get("opencv", {}) if n != "ensemble"] + ["ensemble"]
+        ocv = row.get("opencv", {})
+        names = [n for n in ocv if not n.startswith("ensemble")]
+        names += [n for n in ("ensemble_sequential", "ensemble") if n in ocv]
         for n in names:
-            o = row["opencv"].get(n, {})
-            t = row.get("torch", {}).get(n, {})
+            ens = n.startswith("ensemble")  # both ensemble rows compare with PyTorch's ensemble
+            o = ocv.get(n, {})
+            t = row.get("torch", {}).get("ensemble" if ens else n, {})
             ratio = o["ms_per_face"] / t["ms_per_face"] if o.get("ms_per_face") and t.get("ms_per_face") else None
-            lim = row.get("limit_ms_per_face") if n == "ensemble" else c.get("models", {}).get(n, {}).get("limit_ms_per_face")
+            lim = row.get("limit_ms_per_face") if ens else c.get("models", {}).get(n, {}).get("limit_ms_per_face")
             b = f"**{n}**" if n == "ensemble" else n
             out.append(f"| {row['batch']} | {b} | {f(o.get('ms_per_face'))} | {f(o.get('faces_per_s'))} | "
                        f"{f(t.get('ms_per_face'))} | {f(ratio, '{:.2f}')}× | {f(lim)} |")

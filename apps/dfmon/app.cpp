@@ -36,7 +36,11 @@ Result<std::shared_ptr<const ModelSet>> load_models(const GlobalOptions& g, cons
   if (o.names.empty() && asked.empty()) o.names = {"resnet18", "vit"};
   o.weights = r.weights;
   o.batch = r.batch;
-  return ModelSet::load(o);
+  o.threads = g.threads;
+  o.parallel = !g.sequential_models;
+  auto set = ModelSet::load(o);
+  if (set.ok()) apply_thread_plan((*set)->thread_plan());
+  return set;
 }
 
 int fail(const Status& st) {

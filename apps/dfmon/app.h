@@ -28,6 +28,7 @@ struct GlobalOptions {
   std::string models_dir;  // empty = bundled models
   std::string backend = "auto";
   int threads = 0;         // 0 = OpenCV's default (all cores)
+  bool sequential_models = false;  // ModelSetOptions::parallel = false
   std::string log_level = "info";
 };
 

@@ -17,6 +17,8 @@ int main(int argc, char** argv) {
   root.add_option("--backend", g.backend, "Inference backend: auto|cuda|opencl|cpu (falls back to cpu with a warning)")
       ->check(CLI::IsMember({"auto", "cuda", "opencl", "cpu"}));
   root.add_option("--threads", g.threads, "Threads for inference (0 = all cores)");
+  root.add_flag("--sequential-models", g.sequential_models,
+                "Run the ensemble's models one after another on all threads (default: side by side, threads split)");
   root.add_option("--log-level", g.log_level, "trace|debug|info|warn|error|off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
 

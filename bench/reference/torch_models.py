@@ -6,8 +6,8 @@ checked by shape:
   * conv nets (resnet18, the tiny test conv net): every Conv in graph order -> every nn.Conv2d in module
     order (the export folded each BatchNorm into its Conv, so BatchNorms become Identity and the Convs
     get the folded bias); the final Gemm -> the last nn.Linear;
-  * ViTs (vit_tiny, the tiny test ViT): the export form's separate q/k/v/proj/fc1/fc2 MatMuls -> the
-    training form's fused qkv/proj/fc1/fc2 (LayerNorm affine is already folded into the following
+  * ViTs (vit_tiny, the tiny test ViT): the export form's separate q/k/v/proj/fc1/fc2 Linears (Gemms
+    in the batched form, MatMuls in the plain one) -> the training form's fused qkv/proj/fc1/fc2 (LayerNorm affine is already folded into the following
     Linear, so the LayerNorms get gamma=1, beta=0; the attention scale folded into q is divided out).
 So PyTorch runs the model as a PyTorch user would (nn.LayerNorm, fused qkv, torchvision ResNet), not
 an interpretation of the ONNX graph. `verify_against_opencv` then compares softmax outputs with cv2.dnn
@@ -179,6 +179,26 @@ def _linear_after(g, matmul):
     return np.ascontiguousarray(w), b
 
 
+def _gemm_linear(g, gemm):
+    """(W (out, in), b (out,)) of a Linear exported as Gemm(x, W, b) (transB=1) or Gemm(x, W^T, b)."""
+    w = g.inits[gemm.input[1]]
+    if not g.attr(gemm, "transB", 0):
+        w = w.T
+    b = g.inits[gemm.input[2]] if len(gemm.input) > 2 else np.zeros(w.shape[0], np.float32)
+    return np.ascontiguousarray(w), b
+
+
+def _block_linears(g):
+    """[(node, (W, b))] of the transformer blocks' Linears in graph order: the batched export form's
+    Gemms on (B*T, C) (every Gemm but the last, which is the head), or the older form's MatMul(x, W^T)
+    [+ Add(bias)] on (B, T, C) (skipping LayerNorm's (C, 1) averaging MatMuls)."""
+    gemms = g.of("Gemm")
+    if len(gemms) > 1:
+        return [(n, _gemm_linear(g, n)) for n in gemms[:-1]]
+    lin = [n for n in g.of("MatMul") if n.input[1] in g.inits and g.inits[n.input[1]].shape[1] != 1]
+    return [(n, _linear_after(g, n)) for n in lin]
+
+
 def _heads_of(g, matmul):
     """Number of heads from the Reshape (B, T, heads, d) that follows the q projection."""
     frontier = [matmul.output[0]]
@@ -210,12 +230,12 @@ def _build_vit(g, img_size, num_classes):
             cls_pos = arr.reshape(dim)
     if patch_pos is None or cls_pos is None:
         raise Unsupported("cannot find the position embeddings")
-    lin = [n for n in g.of("MatMul") if n.input[1] in g.inits and g.inits[n.input[1]].shape[1] != 1]
+    lin = _block_linears(g)
     if not lin or len(lin) % 6:
-        raise Unsupported(f"{len(lin)} weight MatMuls: not 6 per transformer block")
+        raise Unsupported(f"{len(lin)} block Linears: not 6 per transformer block")
     depth = len(lin) // 6
-    mlp_dim = g.inits[lin[4].input[1]].shape[1]
-    heads = _heads_of(g, lin[0])
+    mlp_dim = lin[4][1][0].shape[0]
+    heads = _heads_of(g, lin[0][0])
     model = train_models.VisionTransformer(img_size=img_size, patch=patch, dim=dim, depth=depth, heads=heads,
                                            mlp_dim=mlp_dim, num_classes=num_classes, drop_path=0.0)
     t = lambda a: torch.from_numpy(np.array(a, dtype=np.float32))  # noqa: E731
@@ -224,7 +244,7 @@ def _build_vit(g, img_size, num_classes):
     model.cls_token.copy_(t(cls_pos).reshape(1, 1, dim))
     model.pos_embed.copy_(torch.cat([torch.zeros(1, 1, dim), t(patch_pos)[None]], dim=1))
     for i, blk in enumerate(model.blocks):
-        (wq, bq), (wk, bk), (wv, bv), (wp, bp), (w1, b1), (w2, b2) = [_linear_after(g, m) for m in lin[6 * i:6 * i + 6]]
+        (wq, bq), (wk, bk), (wv, bv), (wp, bp), (w1, b1), (w2, b2) = [wb for _, wb in lin[6 * i:6 * i + 6]]
         for w, shape in ((wq, (dim, dim)), (wk, (dim, dim)), (wv, (dim, dim)), (wp, (dim, dim)),
                          (w1, (mlp_dim, dim)), (w2, (dim, mlp_dim))):
             if w.shape != shape:

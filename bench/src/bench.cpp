@@ -234,6 +234,9 @@ json run_crop(const ModelSet& set_ref, std::shared_ptr<const ModelSet> set, cons
   out["crop_source"] = crop_source;
   out["threads"] = threads;
 
+  // One model alone, sgemm and the PyTorch reference get every thread; the ensemble runs per the
+  // set's plan (by default the models side by side, the threads split), as the product does.
+  cv::setNumThreads(threads);
   say(o, "crop: measuring sgemm");
   const double sgemm = std::max(measure_sgemm_gflops(512, o.quick ? 0.3 : 1.0), measure_sgemm_gflops(1024, o.quick ? 0.3 : 1.0));
   out["sgemm_gflops"] = jnum(sgemm, 2);
@@ -245,6 +248,26 @@ json run_crop(const ModelSet& set_ref, std::shared_ptr<const ModelSet> set, cons
     return out;
   }
   EnsembleRunner& runner = **runner_r;
+  // The same models one after another on every thread (--sequential-models), for comparison.
+  std::shared_ptr<const ModelSet> seq_set;
+  std::unique_ptr<EnsembleRunner> seq_runner;
+  if (set->thread_plan().lanes > 1) {
+    ModelSetOptions so;
+    so.dir = models_dir_of(set_ref);
+    so.names = set_ref.names();
+    so.weights = set_ref.weights();
+    so.backend = set_ref.backend();
+    so.batch = set_ref.batch();
+    so.threads = threads;
+    so.parallel = false;
+    auto sr = ModelSet::load(so);
+    if (sr.ok()) {
+      seq_set = *sr;
+      auto rr = EnsembleRunner::create(seq_set);
+      if (rr.ok()) seq_runner = std::move(rr).value();
+    }
+  }
+  out["plan"] = {{"lanes", set->thread_plan().lanes}, {"threads_per_lane", set->thread_plan().threads_per_lane}};
   const auto& models = set_ref.models();
   std::vector<std::string> names = set_ref.names();
 
@@ -302,16 +325,23 @@ json run_crop(const ModelSet& set_ref, std::shared_ptr<const ModelSet> set, cons
     for (int i = 0; i < b; ++i) batch.push_back(crops[static_cast<size_t>(i) % crops.size()]);
     json row = {{"batch", b}};
     json ocv = json::object();
+    auto entry = [b](const Timing& t) {
+      return json{{"ms_per_batch", jnum(t.median_ms)}, {"ms_per_face", jnum(t.median_ms / b)},
+                  {"faces_per_s", jnum(1000.0 * b / t.median_ms, 2)}, {"reps", t.reps}};
+    };
+    cv::setNumThreads(threads);
     for (size_t k = 0; k < models.size(); ++k) {
       say(o, "crop: " + models[k].card.name + " batch " + std::to_string(b));
-      Timing t = time_calls([&] { (void)runner.score_model(k, batch); }, min_time, 3, 1);
-      ocv[models[k].card.name] = {{"ms_per_batch", jnum(t.median_ms)}, {"ms_per_face", jnum(t.median_ms / b)},
-                                  {"faces_per_s", jnum(1000.0 * b / t.median_ms, 2)}, {"reps", t.reps}};
+      ocv[models[k].card.name] = entry(time_calls([&] { (void)runner.score_model(k, batch); }, min_time, 3, 1));
+    }
+    if (seq_runner) {
+      say(o, "crop: ensemble (models in turn) batch " + std::to_string(b));
+      ocv["ensemble_sequential"] = entry(time_calls([&] { (void)seq_runner->score(batch); }, min_time, 3, 1));
     }
     say(o, "crop: ensemble batch " + std::to_string(b));
-    Timing t = time_calls([&] { (void)runner.score(batch); }, min_time, 3, 1);
-    ocv["ensemble"] = {{"ms_per_batch", jnum(t.median_ms)}, {"ms_per_face", jnum(t.median_ms / b)},
-                       {"faces_per_s", jnum(1000.0 * b / t.median_ms, 2)}, {"reps", t.reps}};
+    apply_thread_plan(set->thread_plan());
+    ocv["ensemble"] = entry(time_calls([&] { (void)runner.score(batch); }, min_time, 3, 1));
+    cv::setNumThreads(threads);
     row["opencv"] = ocv;
     json tr = json::object();
     if (torch.contains("batches")) {
@@ -788,7 +818,8 @@ json run_bench(std::shared_ptr<const ModelSet> set, const BenchOptions& o) {
   }
   out["quick"] = o.quick;
   out["groups"] = o.groups;
-  const int threads = o.threads > 0 ? o.threads : cv::getNumThreads();
+  // Every inference thread in all (load_models applied the plan, so OpenCV's own count is per lane).
+  const int threads = set->thread_plan().lanes * set->thread_plan().threads_per_lane;
   const auto la0 = loadavg();
   say(o, "machine: sampling other processes' CPU use for 1 s");
   out["machine"] = {{"cpu", cpu_model()},
@@ -879,24 +910,26 @@ std::string format_tables(const json& r) {
     o << "\n[crop] ms per face (median call / batch size); sgemm " << fmt(g(c, "sgemm_gflops"), "%.1f") << " GFLOP/s; "
       << c.value("crops", 0) << " crops: " << c.value("crop_source", "") << "\n";
     if (c.contains("error")) o << "  error: " << g(c, "error").get<std::string>() << "\n";
-    std::snprintf(line, sizeof line, "  %-12s %5s %10s %9s %10s %9s %10s\n", "model", "batch", "opencv", "faces/s", "pytorch", "ocv/pt",
+    std::snprintf(line, sizeof line, "  %-20s %5s %10s %9s %10s %9s %10s\n", "model", "batch", "opencv", "faces/s", "pytorch", "ocv/pt",
                   "flop-limit");
     o << line;
     if (g(c, "batches").is_array()) {
       for (const auto& row : g(c, "batches")) {
         std::vector<std::string> names;
         for (auto it = g(row, "opencv").begin(); it != g(row, "opencv").end(); ++it) {
-          if (it.key() != "ensemble") names.push_back(it.key());
+          if (it.key().rfind("ensemble", 0) != 0) names.push_back(it.key());
         }
+        if (g(row, "opencv").contains("ensemble_sequential")) names.push_back("ensemble_sequential");
         names.push_back("ensemble");
         for (const auto& n : names) {
+          const bool ens = n.rfind("ensemble", 0) == 0;  // both ensemble rows compare with PyTorch's ensemble
           const json& ov = g(g(row, "opencv"), n);
-          const json& tv = g(g(row, "torch"), n);
+          const json& tv = g(g(row, "torch"), ens ? std::string("ensemble") : n);
           const double ratio = g(ov, "ms_per_face").is_number() && g(tv, "ms_per_face").is_number()
                                    ? g(ov, "ms_per_face").get<double>() / g(tv, "ms_per_face").get<double>()
                                    : kNaN;
-          const json lim = n == "ensemble" ? g(row, "limit_ms_per_face") : g(g(g(c, "models"), n), "limit_ms_per_face");
-          std::snprintf(line, sizeof line, "  %-12s %5d %10s %9s %10s %9s %10s\n", n.c_str(), g(row, "batch").get<int>(),
+          const json lim = ens ? g(row, "limit_ms_per_face") : g(g(g(c, "models"), n), "limit_ms_per_face");
+          std::snprintf(line, sizeof line, "  %-20s %5d %10s %9s %10s %9s %10s\n", n.c_str(), g(row, "batch").get<int>(),
                         fmt(g(ov, "ms_per_face")).c_str(), fmt(g(ov, "faces_per_s"), "%.1f").c_str(),
                         fmt(g(tv, "ms_per_face")).c_str(), fmt(jnum(ratio, 3)).c_str(), fmt(lim).c_str());
           o << line;

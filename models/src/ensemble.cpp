@@ -1,11 +1,15 @@
 // Model loading, backend selection, preprocessing and batched inference on OpenCV DNN.
 #include <algorithm>
-#include <set>
 #include <atomic>
 #include <cmath>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <mutex>
 #include <numeric>
+#include <set>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 #include <opencv2/core/ocl.hpp>
@@ -210,6 +214,7 @@ Result<std::shared_ptr<const ModelSet>> ModelSet::load(const ModelSetOptions& o)
   if (o.dir.empty()) return NotFound("no model directory given and no bundled models found (use --models DIR)");
   if (!fs::is_directory(o.dir, ec)) return NotFound("models directory " + o.dir + ": not a directory");
   if (o.batch < 1 || o.batch > 256) return InvalidArgument("models.batch: must be within 1..256");
+  if (o.threads < 0 || o.threads > 256) return InvalidArgument("threads: must be within 0..256");
   std::vector<std::string> names = o.names;
   if (names.empty()) {
     // Every *.json whose "schema" says it is a model card; other JSON (metrics, notes) may sit beside them.
@@ -256,11 +261,81 @@ Result<std::shared_ptr<const ModelSet>> ModelSet::load(const ModelSetOptions& o)
   }
   if (!(total > 0)) return InvalidArgument("models.weights: at least one weight must be > 0");
   for (auto& wgt : set->weights_) wgt /= total;
+  const int cores = o.threads > 0 ? o.threads : std::max(1, cv::getNumberOfCPUs());
+  const int models = static_cast<int>(set->models_.size());
+  // Side by side only on the CPU: a GPU backend has its own queue, and one core has nothing to split.
+  if (o.parallel && set->backend_ == Backend::kCpu && models > 1 && cores > 1) {
+    set->plan_.lanes = std::min(models, cores);
+    set->plan_.threads_per_lane = std::max(1, cores / set->plan_.lanes);
+  } else {
+    set->plan_.lanes = 1;
+    set->plan_.threads_per_lane = cores;
+  }
   return std::shared_ptr<const ModelSet>(set);
 }
 
+void apply_thread_plan(const ThreadPlan& plan) {
+  cv::setNumThreads(std::max(1, plan.threads_per_lane));
+}
+
+namespace {
+
+// One runner-owned thread that runs posted tasks one at a time; joined on destruction.
+class Lane {
+ public:
+  Lane() : thread_([this] { loop(); }) {}
+  ~Lane() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  Lane(const Lane&) = delete;
+  Lane& operator=(const Lane&) = delete;
+
+  void post(std::function<void()> task) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      task_ = std::move(task);
+      pending_ = true;
+    }
+    cv_.notify_all();
+  }
+  void wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return !pending_; });
+  }
+
+ private:
+  void loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [this] { return stop_ || pending_; });
+      if (!pending_) return;  // stop_ with nothing left to run
+      std::function<void()> task = std::move(task_);
+      lock.unlock();
+      task();  // never throws: callers wrap their work
+      lock.lock();
+      pending_ = false;
+      cv_.notify_all();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::function<void()> task_;
+  bool pending_ = false;
+  bool stop_ = false;
+  std::thread thread_;  // last: starts once the members above exist
+};
+
+}  // namespace
+
 struct EnsembleRunner::Impl {
   std::vector<cv::dnn::Net> nets;
+  std::vector<std::unique_ptr<Lane>> lanes;  // plan.lanes - 1; lane 0 is the calling thread
 };
 
 EnsembleRunner::EnsembleRunner(std::shared_ptr<const ModelSet> set) : set_(std::move(set)), impl_(new Impl) {}
@@ -273,6 +348,7 @@ Result<std::unique_ptr<EnsembleRunner>> EnsembleRunner::create(std::shared_ptr<c
     DFM_ASSIGN_OR_RETURN(cv::dnn::Net net, read_net(m, set->backend()));
     r->impl_->nets.push_back(std::move(net));
   }
+  for (int i = 1; i < set->thread_plan().lanes; ++i) r->impl_->lanes.push_back(std::make_unique<Lane>());
   // Warm-up: the first forward pass allocates and picks kernels; keep that out of measured latency.
   std::vector<cv::Mat> warm{cv::Mat(224, 224, CV_8UC3, cv::Scalar(0, 0, 0))};
   auto w = r->score(warm);
@@ -300,9 +376,26 @@ Result<std::vector<float>> EnsembleRunner::score_model(size_t k, const std::vect
 }
 
 Result<std::vector<FaceScore>> EnsembleRunner::score(const std::vector<cv::Mat>& crops) {
+  const size_t n_models = set_->models().size();
+  const size_t n_lanes = impl_->lanes.size() + 1;
+  std::vector<Result<std::vector<float>>> per(n_models, Result<std::vector<float>>(Internal("not run")));
+  // Lane j runs models j, j + lanes, ...; each model's Net is only ever touched by its lane.
+  auto run_lane = [&](size_t lane) {
+    for (size_t k = lane; k < n_models; k += n_lanes) {
+      try {
+        per[k] = score_model(k, crops);
+      } catch (const std::exception& e) {  // nothing may escape a lane thread
+        per[k] = Internal(set_->models()[k].onnx_path + ": inference failed: " + e.what());
+      }
+    }
+  };
+  for (size_t j = 1; j < n_lanes; ++j) impl_->lanes[j - 1]->post([&run_lane, j] { run_lane(j); });
+  run_lane(0);
+  for (auto& lane : impl_->lanes) lane->wait();
   std::vector<FaceScore> scores(crops.size());
-  for (size_t k = 0; k < set_->models().size(); ++k) {
-    DFM_ASSIGN_OR_RETURN(std::vector<float> p, score_model(k, crops));
+  for (size_t k = 0; k < n_models; ++k) {
+    if (!per[k].ok()) return per[k].status();
+    const std::vector<float>& p = per[k].value();
     for (size_t i = 0; i < crops.size(); ++i) scores[i].per_model.push_back(p[i]);
   }
   for (auto& s : scores) s.ensemble = ensemble_mean(s.per_model, set_->weights());

@@ -47,6 +47,8 @@ void LiveSource::Impl::emit(std::string name, std::string reason, double retry_i
   else
     log->info("{}", s.state);
   if (!on_state) return;
+  std::lock_guard<std::timed_mutex> lock(callback_mu);
+  if (abandoned) return;
   try {
     on_state(s);
   } catch (const std::exception& e) {  // exceptions don't cross threads
@@ -184,7 +186,7 @@ void LiveSource::Impl::supervise() {
 
 // ---- public API ---------------------------------------------------------------------------------
 
-LiveSource::LiveSource(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+LiveSource::LiveSource(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 LiveSource::~LiveSource() {
   stop();
@@ -193,7 +195,7 @@ LiveSource::~LiveSource() {
 Result<std::unique_ptr<LiveSource>> LiveSource::create(const LiveSourceOptions& o, StateCallback on_state) {
   DFM_RETURN_IF_ERROR(live::validate_options(o));
   ensure_gstreamer();
-  auto impl = std::make_unique<Impl>(o, std::move(on_state));
+  auto impl = std::make_shared<Impl>(o, std::move(on_state));
   impl->uri = to_uri(o.uri);
   impl->kind = live::kind_of(impl->uri);
   impl->tag = "stream \"" + o.id + "\": " + live::redact_uri(impl->uri);
@@ -206,10 +208,15 @@ void LiveSource::start() {
   std::lock_guard<std::mutex> lock(impl_->mu);
   if (impl_->started || impl_->stopping) return;
   impl_->started = true;
-  impl_->thread = std::thread([d = impl_.get()] {
+  impl_->thread = std::thread([d = impl_] {
     d->supervise();
     d->done = true;
     d->queue.close();  // wakes pop(): nothing more will come
+    {
+      std::lock_guard<std::mutex> lock(d->mu);
+      d->exited = true;
+    }
+    d->cv.notify_all();
   });
 }
 
@@ -220,7 +227,27 @@ void LiveSource::stop() {
     d.stopping = true;
   }
   d.cv.notify_all();
-  if (d.thread.joinable() && d.thread.get_id() != std::this_thread::get_id()) d.thread.join();
+  if (d.thread.joinable() && d.thread.get_id() != std::this_thread::get_id()) {
+    std::unique_lock<std::mutex> lock(d.mu);
+    bool exited = d.cv.wait_for(lock, std::chrono::duration<double>(d.opt.stop_timeout_s), [&d] { return d.exited; });
+    lock.unlock();
+    if (exited) {
+      d.thread.join();
+    } else {
+      // Typically a GStreamer state change that never returns. Waiting longer would hang the whole
+      // process's shutdown; the thread holds its own reference to Impl, so detaching is safe.
+      if (d.callback_mu.try_lock_for(std::chrono::seconds(1))) {
+        d.abandoned = true;
+        d.callback_mu.unlock();
+      } else {
+        d.abandoned = true;
+        d.log->error("the state callback has not returned for 1 s");
+      }
+      d.log->error("GStreamer did not stop within {} s; abandoning the stream's thread and pipeline",
+                   secs(d.opt.stop_timeout_s));
+      d.thread.detach();
+    }
+  }
   d.done = true;
   d.queue.close();
   std::lock_guard<std::mutex> lock(d.state_mu);

@@ -55,9 +55,12 @@ struct LiveSource::Impl {
   FrameQueue queue;
   std::thread thread;
   bool started = false;  // guarded by mu
+  bool exited = false;   // the supervisor thread has finished; guarded by mu, signalled on cv
+  std::atomic<bool> abandoned{false};  // stop() gave up waiting: no more on_state calls
+  std::timed_mutex callback_mu;        // held around on_state, so stop() can wait out a running call
 
   std::mutex mu;
-  std::condition_variable cv;  // wakes the backoff wait on stop()
+  std::condition_variable cv;  // wakes the backoff wait on stop(), and stop() once the thread exits
   std::atomic<bool> stopping{false};
   std::atomic<bool> done{false};
   mutable std::mutex state_mu;

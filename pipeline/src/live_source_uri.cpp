@@ -91,6 +91,7 @@ Status validate_options(const LiveSourceOptions& o) {
   DFM_RETURN_IF_ERROR(positive(tag, "initial_backoff_s", o.initial_backoff_s));
   DFM_RETURN_IF_ERROR(positive(tag, "max_backoff_s", o.max_backoff_s));
   DFM_RETURN_IF_ERROR(positive(tag, "stall_timeout_s", o.stall_timeout_s));
+  DFM_RETURN_IF_ERROR(positive(tag, "stop_timeout_s", o.stop_timeout_s));
   DFM_RETURN_IF_ERROR(positive(tag, "healthy_after_s", o.healthy_after_s));
   if (o.max_backoff_s < o.initial_backoff_s) return InvalidArgument(tag + "max_backoff_s must be >= initial_backoff_s");
   if (!std::isfinite(o.backoff_multiplier) || o.backoff_multiplier < 1) {

@@ -136,6 +136,8 @@ static gboolean gst_dfmon_detect_start(GstBaseTransform* trans) {
   // Like the CLI: the bundled directory also holds other cards; a directory given explicitly is used whole.
   if (mo.names.empty() && s.models_dir.empty()) mo.names = {"resnet18", "vit"};
   mo.backend = s.backend;
+  // An element must not change the host process's OpenCV thread count, which side-by-side models need.
+  mo.parallel = false;
   GST_INFO_OBJECT(self, "loading models from %s", mo.dir.c_str());
   auto set = dfm::ModelSet::load(mo);
   if (!set.ok()) {

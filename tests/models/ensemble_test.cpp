@@ -1,6 +1,7 @@
 // ModelSet / EnsembleRunner on the tiny ONNX models: parity with PyTorch, batching, weights, load errors.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -208,6 +209,77 @@ TEST(EnsembleRunner, RejectsBadCropsAndNullSet) {
   auto other = runner->score({cv::Mat(100, 80, CV_8UC3, cv::Scalar(30, 60, 200))});
   ASSERT_TRUE(other.ok()) << other.status().to_string();
   EXPECT_TRUE(std::isfinite(other->front().ensemble));
+}
+
+ThreadPlan plan_of(std::vector<std::string> names, int threads, bool parallel, Backend backend = Backend::kCpu) {
+  ModelSetOptions o;
+  o.dir = tiny_dir();
+  o.names = std::move(names);
+  o.backend = backend;
+  o.threads = threads;
+  o.parallel = parallel;
+  auto r = ModelSet::load(o);
+  EXPECT_TRUE(r.ok()) << r.status().to_string();
+  return r.ok() ? (*r)->thread_plan() : ThreadPlan{-1, -1};
+}
+
+TEST(ThreadPlan, ModelsSideBySideSplitTheThreads) {
+  auto eq = [](ThreadPlan p, int lanes, int per) { return p.lanes == lanes && p.threads_per_lane == per; };
+  EXPECT_TRUE(eq(plan_of({"tiny_a", "tiny_b"}, 2, true), 2, 1));
+  EXPECT_TRUE(eq(plan_of({"tiny_a", "tiny_b"}, 5, true), 2, 2));
+  EXPECT_TRUE(eq(plan_of({"tiny_a", "tiny_b"}, 2, false), 1, 2));  // --sequential-models
+  EXPECT_TRUE(eq(plan_of({"tiny_a", "tiny_b"}, 1, true), 1, 1));   // one thread: nothing to split
+  EXPECT_TRUE(eq(plan_of({"tiny_a"}, 2, true), 1, 2));             // one model: all threads to it
+  EXPECT_TRUE(eq(plan_of({"tiny_a", "tiny_b", "tiny_a"}, 2, true), 2, 1));  // more models than threads
+  ThreadPlan all = plan_of({"tiny_a", "tiny_b"}, 0, true);  // 0 = every core
+  const int cores = std::max(1, cv::getNumberOfCPUs());
+  EXPECT_EQ(all.lanes, cores > 1 ? 2 : 1);
+  EXPECT_EQ(all.threads_per_lane, cores > 1 ? cores / 2 : 1);
+  ModelSetOptions bad;
+  bad.dir = tiny_dir();
+  bad.backend = Backend::kCpu;
+  bad.threads = -1;
+  EXPECT_FALSE(ModelSet::load(bad).ok());
+}
+
+// Side by side gives the scores of one-after-another, three models on two lanes included, and an
+// error in a lane comes back as the call's error.
+TEST(ThreadPlan, SideBySideScoresEqualSequentialScores) {
+  const json e = load_expected();
+  ASSERT_TRUE(e.contains("inputs"));
+  const auto crops = expected_inputs(e);
+  for (std::vector<std::string> names : {std::vector<std::string>{"tiny_a", "tiny_b"}, {"tiny_b", "tiny_a", "tiny_b"}}) {
+    std::vector<std::vector<FaceScore>> results;
+    for (bool parallel : {false, true}) {
+      ModelSetOptions o;
+      o.dir = tiny_dir();
+      o.names = names;
+      o.backend = Backend::kCpu;
+      o.threads = 2;
+      o.parallel = parallel;
+      auto set = ModelSet::load(o);
+      ASSERT_TRUE(set.ok()) << set.status().to_string();
+      EXPECT_EQ((*set)->thread_plan().lanes, parallel ? 2 : 1);
+      auto runner = make_runner(*set);
+      ASSERT_NE(runner, nullptr);
+      for (int rep = 0; rep < 3; ++rep) {  // the lanes are reused across calls
+        auto s = runner->score(crops);
+        ASSERT_TRUE(s.ok()) << s.status().to_string();
+        if (rep == 0) results.push_back(*s);
+      }
+      std::vector<cv::Mat> bad = crops;
+      bad[3] = cv::Mat();
+      auto err = runner->score(bad);
+      ASSERT_FALSE(err.ok());
+      EXPECT_NE(err.status().message().find("crops"), std::string::npos) << err.status().message();
+    }
+    ASSERT_EQ(results.size(), 2u);
+    for (size_t i = 0; i < crops.size(); ++i) {
+      ASSERT_EQ(results[1][i].per_model.size(), names.size());
+      for (size_t k = 0; k < names.size(); ++k) EXPECT_NEAR(results[0][i].per_model[k], results[1][i].per_model[k], 1e-6);
+      EXPECT_NEAR(results[0][i].ensemble, results[1][i].ensemble, 1e-6);
+    }
+  }
 }
 
 TEST(ModelSetErrors, CorruptOnnxNamesTheFile) {

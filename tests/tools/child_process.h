@@ -66,12 +66,21 @@ class ChildProcess {
     if (pid_ > 0) kill(pid_, sig);
   }
 
-  // Sends `sig` (SIGCONT too, so a stopped child acts on it) and reaps the child.
-  void kill_now(int sig) {
+  // Sends `sig` (SIGCONT too, so a stopped child acts on it) and reaps the child; one that has not
+  // exited after `grace` gets SIGKILL, so a server wedged in its own shutdown cannot hang a test.
+  void kill_now(int sig, std::chrono::milliseconds grace = std::chrono::seconds(5)) {
     if (pid_ > 0) {
       kill(pid_, sig);
       kill(pid_, SIGCONT);
-      waitpid(pid_, nullptr, 0);
+      auto deadline = std::chrono::steady_clock::now() + grace;
+      while (waitpid(pid_, nullptr, WNOHANG) == 0) {
+        if (std::chrono::steady_clock::now() >= deadline) {
+          kill(pid_, SIGKILL);
+          waitpid(pid_, nullptr, 0);
+          break;
+        }
+        usleep(10 * 1000);
+      }
       pid_ = -1;
     }
     if (out_ >= 0) close(out_);

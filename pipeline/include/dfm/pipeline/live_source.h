@@ -71,6 +71,9 @@ struct LiveSourceOptions {
   // Live this long = healthy: the failure count and backoff reset to their start. A stream that
   // fails sooner keeps backing off, so a flapping camera cannot reconnect in a tight loop.
   double healthy_after_s = 10.0;
+  // stop() waits this long for GStreamer to tear the pipeline down; past it the supervisor thread is
+  // abandoned (an error is logged, its pipeline leaks) so that shutting down never hangs on one stream.
+  double stop_timeout_s = 5.0;
 };
 
 // Values of SourceState::state, as in the `stream_state` event.
@@ -120,7 +123,9 @@ class LiveSource {
   // Starts the supervisor thread; once only (later calls are ignored).
   void start();
   // Interrupts any attempt or backoff wait, tears the pipeline down and joins the thread (well
-  // under a second). Idempotent. Frames still queued can be popped afterwards.
+  // under a second). Bounded by stop_timeout_s: a thread wedged inside GStreamer is detached, and
+  // on_state is not called once stop() has returned (short of a call that was already running and
+  // never returns). Idempotent. Frames still queued can be popped afterwards.
   void stop();
 
   // Next sampled frame, waiting up to `wait`. Returns nullopt at once when the source has finished
@@ -134,8 +139,8 @@ class LiveSource {
 
  private:
   struct Impl;
-  explicit LiveSource(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  explicit LiveSource(std::shared_ptr<Impl> impl);
+  std::shared_ptr<Impl> impl_;  // shared with the supervisor thread, which may outlive an abandoning stop()
 };
 
 }  // namespace dfm
