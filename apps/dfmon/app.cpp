@@ -36,10 +36,15 @@ Result<std::shared_ptr<const ModelSet>> load_models(const GlobalOptions& g, cons
   if (o.names.empty() && asked.empty()) o.names = {"resnet18", "vit"};
   o.weights = r.weights;
   o.batch = r.batch;
-  o.threads = g.threads;
+  o.threads = g.threads > 0 ? g.threads : r.threads;  // --threads wins when given
   o.parallel = !g.sequential_models;
   auto set = ModelSet::load(o);
-  if (set.ok()) apply_thread_plan((*set)->thread_plan());
+  if (set.ok()) {
+    const ThreadPlan& plan = (*set)->thread_plan();
+    apply_thread_plan(plan);
+    get_logger("models")->debug("{} model(s) on {} lane(s) x {} thread(s)", (*set)->models().size(), plan.lanes,
+                                plan.threads_per_lane);
+  }
   return set;
 }
 

@@ -63,6 +63,7 @@ struct ModelsRequest {
   std::vector<double> weights;       // "" = equal
   int batch = 8;
   std::optional<Backend> backend;    // unset = --backend
+  int threads = 0;                   // inference threads when --threads is not given; 0 = every core
 };
 
 // Resolves the model directory and loads the ensemble.

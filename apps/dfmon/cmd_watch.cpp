@@ -146,6 +146,7 @@ int run(const GlobalOptions& g, const WatchOptions& o) {
   req.names = cfg.models.use;
   req.weights = cfg.models.weights;
   req.batch = cfg.models.batch;
+  req.threads = cfg.models.threads;
   if (g.backend == "auto") req.backend = to_models_backend(cfg.models.backend);  // --backend wins when given
   auto models = load_models(g, req);
   if (!models.ok()) return fail(models.status());

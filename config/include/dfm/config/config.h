@@ -33,7 +33,7 @@ struct ModelsConfig {
   std::vector<double> weights;   // pairs with `use`; empty = equal weights
   Backend backend = Backend::kAuto;
   int batch = 8;    // face crops per inference call, 1..64
-  int threads = 0;  // inference worker threads; 0 = one per core
+  int threads = 0;  // inference threads in all (split between the models); 0 = one per core
 };
 
 struct DetectorConfig {
