@@ -384,8 +384,10 @@ Result<std::vector<FaceScore>> EnsembleRunner::score(const std::vector<cv::Mat>&
     for (size_t k = lane; k < n_models; k += n_lanes) {
       try {
         per[k] = score_model(k, crops);
-      } catch (const std::exception& e) {  // nothing may escape a lane thread
+      } catch (const std::exception& e) {  // nothing may escape a lane (or leave score() with lanes running)
         per[k] = Internal(set_->models()[k].onnx_path + ": inference failed: " + e.what());
+      } catch (...) {
+        per[k] = Internal(set_->models()[k].onnx_path + ": inference failed");
       }
     }
   };
