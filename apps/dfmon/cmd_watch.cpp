@@ -178,8 +178,12 @@ int run(const GlobalOptions& g, const WatchOptions& o) {
   mopt.observe_inference = [&infer_hist](double s) { infer_hist.observe(s); };
   mopt.observe_frame_to_event = [&f2e_hist](double s) { f2e_hist.observe(s); };
   // The dashboard's alert thumbnails: the crop that raised each alert, last 64 kept.
+  // The alert log lets a page opened later list the last 100 alerts raised before it.
   std::shared_ptr<web::ThumbnailStore> thumbnails;
+  std::shared_ptr<web::AlertLog> alert_log;
   if (cfg.server.dashboard) {
+    alert_log = std::make_shared<web::AlertLog>(100);
+    bus.add_sink(web::make_alert_log_sink(alert_log));
     thumbnails = std::make_shared<web::ThumbnailStore>(64);
     mopt.observe_alert_start = [thumbnails](const Event& e, const cv::Mat& crop) {
       thumbnails->put(e.stream, e.track, crop);
@@ -218,7 +222,7 @@ int run(const GlobalOptions& g, const WatchOptions& o) {
     j["scoring"] = scoring;
     return j;
   });
-  if (cfg.server.dashboard) (*srv)->set_page_provider(web::make_dashboard({cfg.server.token, thumbnails}));
+  if (cfg.server.dashboard) (*srv)->set_page_provider(web::make_dashboard({cfg.server.token, thumbnails, alert_log}));
   if (auto st = (*srv)->start(); !st.ok()) return fail(st);
   log->info("serving ws://{}/alerts, http://{}/healthz, /metrics{}; {} stream(s), models {} on {}", (*srv)->address(),
             (*srv)->address(), cfg.server.dashboard ? ", dashboard /" : "", streams.size(), (*models)->names().size(),

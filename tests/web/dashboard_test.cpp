@@ -4,8 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <thread>
+
+#include "dfm/server/event_bus.h"
 
 namespace dfm::web {
 namespace {
@@ -150,6 +153,61 @@ TEST(Dashboard, TokenProtectsThumbnails) {
   EXPECT_FALSE(p("/thumb/s3cr%2Fet%3F%26%25%2Bx/cam-1/3.jpg/x"));
   EXPECT_TRUE(p("/"));  // the page itself carries no data; it reads the token from its own URL
   EXPECT_TRUE(p("/app.js"));
+}
+
+// The alert log behind /recent: only alert events, oldest first, the newest `capacity` kept.
+TEST(AlertLog, KeepsTheLastAlertEventsFromTheBus) {
+  auto log = std::make_shared<AlertLog>(3);
+  server::EventBus bus;
+  bus.add_sink(make_alert_log_sink(log));
+  for (int i = 0; i < 5; ++i) {
+    Event e;
+    e.type = i % 2 ? EventType::kAlertEnd : EventType::kAlertStart;
+    e.stream = "cam-" + std::to_string(i);
+    e.track = i;
+    bus.publish(e);
+    Event score;
+    score.type = EventType::kScore;
+    score.stream = "cam-x";
+    bus.publish(score);
+    Event state;
+    state.type = EventType::kStreamState;
+    state.stream = "cam-x";
+    bus.publish(state);
+  }
+  bus.flush();
+  ASSERT_EQ(log->size(), 3u);
+  const auto j = nlohmann::json::parse(log->json());
+  ASSERT_EQ(j["events"].size(), 3u);
+  for (size_t k = 0; k < 3; ++k) {
+    EXPECT_EQ(j["events"][k]["stream"], "cam-" + std::to_string(k + 2));  // oldest first, the first two gone
+    EXPECT_EQ(j["events"][k]["type"], k % 2 ? "alert_end" : "alert_start");
+    EXPECT_TRUE(j["events"][k].contains("seq"));
+  }
+  EXPECT_EQ(nlohmann::json::parse(AlertLog(5).json()), nlohmann::json::parse(R"({"events":[]})"));
+}
+
+TEST(Dashboard, RecentAlertsAsJsonBehindTheToken) {
+  auto log = std::make_shared<AlertLog>(8);
+  log->add(R"({"type":"alert_start","stream":"cam-1","track":3,"seq":7})");
+  PageProvider open = make_dashboard({"", nullptr, log});
+  auto page = open("/recent");
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->content_type, "application/json");
+  EXPECT_EQ(nlohmann::json::parse(page->body)["events"][0]["seq"], 7);
+  for (const char* path : {"/recent/", "/recent/x", "/recentx", "/recent.json", "/recent/../recent"}) {
+    EXPECT_FALSE(open(path)) << path;
+  }
+  EXPECT_FALSE(make_dashboard({})("/recent"));  // no log, no route
+  const std::string token = "s3cret/&?";
+  PageProvider locked = make_dashboard({token, nullptr, log});
+  EXPECT_FALSE(locked("/recent"));
+  EXPECT_FALSE(locked("/recent/wrong"));
+  EXPECT_FALSE(locked("/recent/s3cret"));
+  EXPECT_FALSE(locked("/recent/s3cret%2F%26%3F/x"));
+  auto ok = locked("/recent/s3cret%2F%26%3F");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(nlohmann::json::parse(ok->body)["events"].size(), 1u);
 }
 
 TEST(ThumbnailStore, EvictsTheLeastRecentlyUsed) {

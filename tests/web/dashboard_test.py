@@ -7,8 +7,9 @@ Real `dfmon watch` with the bundled models and a token; streams: an RTSP server 
 fake clip, a looping file of the real clip, and a stream whose URI holds markup (it fails; its reason must
 show as text). Checks: assets and 404s over HTTP; without ?token= the page says it needs one; with it, both
 streams show live, each has a track with a sparkline that has points, an alert entry from the fake
-stream has a loaded thumbnail; nothing from the events became markup; on SIGTERM the page sees the feed
-close. Exits 77 (ctest SKIP_RETURN_CODE) when chromium is not installed, and only then.
+stream has a loaded thumbnail; nothing from the events became markup; /recent needs the token and holds
+the alert; a page opened after the alert lists it (from /recent) without duplicates; on SIGTERM the page
+sees the feed close. Exits 77 (ctest SKIP_RETURN_CODE) when chromium is not installed, and only then.
 """
 import asyncio
 import base64
@@ -240,6 +241,28 @@ sinks:
             if st["injected"]:
                 fail("markup from an event was rendered as HTML")
             print("evil stream: %s, reason shown as text: %r" % (st["streams"]["evil"]["state"], st["streams"]["evil"]["reason"][:90]), flush=True)
+
+            # A page opened after the alert still lists it: /recent (token-protected) holds the last
+            # alerts, and the page loads it when the feed opens.
+            status, ctype, _ = http_request(addr, "/recent")
+            if status != 404:
+                fail("/recent without the token: expected 404, got %d" % status)
+            status, ctype, body = http_request(addr, "/recent/" + urllib.parse.quote(TOKEN, safe=""))
+            recent = json.loads(body) if status == 200 else {}
+            starts = [e for e in recent.get("events", []) if e.get("type") == "alert_start" and e.get("stream") == "rtsp-fake"]
+            if status != 200 or not ctype.startswith("application/json") or not starts:
+                fail("/recent/<token>: %d %s, events %s" % (status, ctype, recent))
+            last_seq = max(e["seq"] for e in recent["events"])
+            await cdp.call("Page.navigate", {"url": "http://%s/?token=%s" % (addr, urllib.parse.quote(TOKEN, safe=""))})
+            t1 = time.time()
+            st = await wait_for(cdp, "the earlier alert listed on a freshly opened page",
+                                lambda s: s["feed"] == "live" and any(a["stream"] == "rtsp-fake" and a["width"] > 0 for a in s["alerts"]), 30)
+            later = json.loads(http_request(addr, "/recent/" + urllib.parse.quote(TOKEN, safe=""))[2])["events"]
+            print("reopened page: %d alert entr%s after %.1f s (/recent had %d event(s), seq <= %d; %d new since)" % (
+                len(st["alerts"]), "y" if len(st["alerts"]) == 1 else "ies", time.time() - t1, len(recent["events"]),
+                last_seq, sum(1 for e in later if e["seq"] > last_seq)), flush=True)
+            if len(st["alerts"]) > len(later):
+                fail("the page lists %d alerts but the log holds %d events (duplicates?)" % (len(st["alerts"]), len(later)))
 
             if screenshot:
                 await asyncio.sleep(45)  # some sparkline history makes a more telling picture

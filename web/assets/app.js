@@ -25,6 +25,11 @@
   let wsRetryMs = 1000;
   let dropped = 0;
   let dirty = false;
+  // Alerts raised before this page opened come from /recent once the feed is open; live events wait
+  // in `early` until then, and seq numbers already shown are skipped (a reconnect replays the log).
+  let backlogPending = false;
+  let early = [];
+  const shownAlertSeq = new Set();
 
   const $ = (id) => document.getElementById(id);
 
@@ -145,9 +150,12 @@
     setFeed('connecting', 'connecting');
     const sock = new WebSocket(url.href);
     ws = sock;
+    backlogPending = true;
+    early = [];
     sock.onopen = () => {
       wsRetryMs = 1000;
       setFeed('live', 'live');
+      loadBacklog();
     };
     sock.onmessage = (m) => {
       let ev;
@@ -156,7 +164,9 @@
       } catch (err) {
         return;
       }
-      if (ev && typeof ev === 'object') onEvent(ev);
+      if (!ev || typeof ev !== 'object') return;
+      if (backlogPending && early.length < 1000) early.push(ev);
+      else if (!backlogPending) onEvent(ev);
     };
     sock.onclose = (e) => {
       if (ws !== sock) return;
@@ -169,6 +179,22 @@
     };
   }
 
+  function loadBacklog() {
+    const done = () => {
+      backlogPending = false;
+      const queued = early;
+      early = [];
+      queued.forEach(onEvent);
+    };
+    fetch('recent' + (token ? '/' + encodeURIComponent(token) : ''), { cache: 'no-store' })
+      .then((r) => (r.ok ? r.json() : null))
+      .then((j) => {
+        if (j && Array.isArray(j.events)) j.events.forEach((ev) => ev && typeof ev === 'object' && onEvent(ev));
+      })
+      .catch(() => {})
+      .finally(done);
+  }
+
   function onEvent(ev) {
     const stream = typeof ev.stream === 'string' ? ev.stream : '';
     switch (ev.type) {
@@ -177,6 +203,11 @@
         break;
       case 'alert_start':
       case 'alert_end':
+        if (typeof ev.seq === 'number') {
+          if (shownAlertSeq.has(ev.seq)) break;
+          shownAlertSeq.add(ev.seq);
+          if (shownAlertSeq.size > 4 * MAX_ALERTS) shownAlertSeq.delete(shownAlertSeq.values().next().value);
+        }
         addAlert(ev, stream);
         break;
       case 'stream_state':

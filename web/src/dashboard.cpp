@@ -84,6 +84,22 @@ std::optional<server::HttpPage> thumbnail_page(const DashboardOptions& o, const 
   return p;
 }
 
+// "/recent" without a token, "/recent/<token>" with one: the alert log as JSON.
+std::optional<server::HttpPage> recent_page(const DashboardOptions& o, const std::string& rest) {
+  if (!o.alerts) return std::nullopt;
+  if (o.token.empty()) {
+    if (!rest.empty()) return std::nullopt;
+  } else {
+    if (rest.size() < 2 || rest[0] != '/' || rest.find('/', 1) != std::string::npos) return std::nullopt;
+    auto given = server::percent_decode(rest.substr(1));
+    if (!given || !server::constant_time_equal(*given, o.token)) return std::nullopt;
+  }
+  server::HttpPage p;
+  p.content_type = "application/json";
+  p.body = o.alerts->json();
+  return p;
+}
+
 }  // namespace
 
 PageProvider make_dashboard(DashboardOptions options) {
@@ -93,6 +109,8 @@ PageProvider make_dashboard(DashboardOptions options) {
     if (path == "/style.css") return asset_page("style.css", "text/css; charset=utf-8");
     const std::string prefix = "/thumb/";
     if (path.compare(0, prefix.size(), prefix) == 0) return thumbnail_page(o, path.substr(prefix.size()));
+    const std::string recent = "/recent";
+    if (path.compare(0, recent.size(), recent) == 0) return recent_page(o, path.substr(recent.size()));
     return std::nullopt;
   };
 }

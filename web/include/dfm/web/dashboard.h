@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "dfm/server/server.h"
+#include "dfm/server/sink.h"
 
 namespace dfm::web {
 
@@ -38,17 +39,39 @@ class ThumbnailStore {
   std::map<Key, std::pair<std::string, std::list<Key>::iterator>> items_;
 };
 
+// The last `capacity` alert events (alert_start, alert_end) as the JSON the feed sends, so that a page
+// opened later still lists the alerts raised before it. Fed by the sink from make_alert_log_sink.
+// Thread-safe; memory bounded by the capacity.
+class AlertLog {
+ public:
+  explicit AlertLog(size_t capacity = 100);
+  void add(const std::string& event_json);
+  std::string json() const;  // {"events":[...]}, oldest first
+  size_t size() const;
+  size_t capacity() const { return capacity_; }
+
+ private:
+  const size_t capacity_;
+  mutable std::mutex mu_;
+  std::list<std::string> events_;  // oldest first
+};
+
+// An EventBus sink that records alert_start/alert_end (every stream) into `log`; never blocks.
+std::unique_ptr<server::EventSink> make_alert_log_sink(std::shared_ptr<AlertLog> log);
+
 struct DashboardOptions {
   // server.token. When set, thumbnails are only served under /thumb/<token>/..., so the faces they show
   // are as protected as the /alerts feed (the page and script carry no data and stay public, like /healthz).
   std::string token;
   std::shared_ptr<const ThumbnailStore> thumbnails;  // null: every thumbnail is a 404
+  std::shared_ptr<const AlertLog> alerts;            // null: /recent is a 404
 };
 
 using PageProvider = std::function<std::optional<server::HttpPage>(const std::string& path)>;
 
-// For Server::set_page_provider. Serves exactly "/" (and "/index.html"), "/app.js", "/style.css" and
-// "/thumb/[<token>/]<stream>/<track>.jpg"; any other path is nullopt (404). Names are matched, never
+// For Server::set_page_provider. Serves exactly "/" (and "/index.html"), "/app.js", "/style.css",
+// "/thumb/[<token>/]<stream>/<track>.jpg" and "/recent[/<token>]" (the AlertLog as JSON; with a
+// token set, only the token form); any other path is nullopt (404). Names are matched, never
 // used to open files, and stream/track segments admit only [A-Za-z0-9_.-] / digits, so no path can
 // reach anything else. `path` is the request target without its query string.
 PageProvider make_dashboard(DashboardOptions options);
