@@ -31,9 +31,6 @@ std::shared_ptr<const dfm::ModelSet> models(bool parallel = true) {
   return parallel ? side_by_side : sequential;
 }
 
-int all_threads(const dfm::ModelSet& set) {
-  return set.thread_plan().lanes * set.thread_plan().threads_per_lane;
-}
 
 std::vector<cv::Mat> crops(int n) {
   std::vector<cv::Mat> v;
@@ -62,7 +59,7 @@ void BM_Model(benchmark::State& state) {
   if (k >= set->models().size()) return state.SkipWithError("no such model index");
   auto runner = dfm::EnsembleRunner::create(set);
   if (!runner.ok()) return state.SkipWithError(runner.status().message().c_str());
-  cv::setNumThreads(all_threads(*set));  // one model alone gets every thread
+  cv::setNumThreads(set->thread_plan().total());  // one model alone gets every thread
   auto c = crops(static_cast<int>(state.range(1)));
   state.SetLabel(set->models()[k].card.name);
   for (auto _ : state) benchmark::DoNotOptimize((*runner)->score_model(k, c));

@@ -224,7 +224,7 @@ class _ExportBlock(nn.Module):
 OPENCV_BLAS_MIN_ROWS = 100
 
 
-class _BatchedBlock(nn.Module):
+class _BatchedBlock(_ExportBlock):
     """One block in the batched export form, shaped for OpenCV 4.6's fast paths:
       * the residual stream is 2-D (B*T, C), so every Linear exports as a Gemm with its bias fused (on
         3-D input it becomes MatMul + a separate bias layer, one more pass over every activation);
@@ -233,24 +233,11 @@ class _BatchedBlock(nn.Module):
         sliced off again; the extra rows cost little at BLAS speed, and softmax runs on T rows only."""
 
     def __init__(self, blk, tokens):
-        super().__init__()
-        a = blk.attn
-        dim = a.proj.in_features
-        self.tokens, self.heads, self.head_dim, self.dim = tokens, a.heads, a.head_dim, dim
+        super().__init__(blk, tokens, batch_agnostic=True)  # the same folded weights; _heads takes (M, C) too
         self.reps = -(-OPENCV_BLAS_MIN_ROWS // tokens)  # ceil
-        self.register_buffer("avg", _avg_vector(dim, True))
-        self.q = _fold_ln_linear(blk.norm1, a.qkv, slice(0, dim), scale=a.scale)
-        self.k = _fold_ln_linear(blk.norm1, a.qkv, slice(dim, 2 * dim))
-        self.v = _fold_ln_linear(blk.norm1, a.qkv, slice(2 * dim, 3 * dim))
-        self.proj = a.proj
-        self.fc1 = _fold_ln_linear(blk.norm2, blk.fc1)
-        self.fc2 = blk.fc2
 
     def _norm(self, x):  # (M, C) -> (M, C)
         return _layer_norm_plain(x.reshape(-1, self.tokens, self.dim), self.avg).reshape(-1, self.dim)
-
-    def _heads(self, x):  # (M, C) -> (B, heads, T, d)
-        return x.reshape(-1, self.tokens, self.heads, self.head_dim).permute(0, 2, 1, 3)
 
     def _rows(self, x):  # (B, heads, T, n) -> (B, heads, reps*T, n)
         return torch.cat([x] * self.reps, dim=2) if self.reps > 1 else x

@@ -329,7 +329,7 @@ json run_crop(const ModelSet& set_ref, std::shared_ptr<const ModelSet> set, cons
       return json{{"ms_per_batch", jnum(t.median_ms)}, {"ms_per_face", jnum(t.median_ms / b)},
                   {"faces_per_s", jnum(1000.0 * b / t.median_ms, 2)}, {"reps", t.reps}};
     };
-    cv::setNumThreads(threads);
+    cv::setNumThreads(threads);  // the ensemble row below switches to the plan
     for (size_t k = 0; k < models.size(); ++k) {
       say(o, "crop: " + models[k].card.name + " batch " + std::to_string(b));
       ocv[models[k].card.name] = entry(time_calls([&] { (void)runner.score_model(k, batch); }, min_time, 3, 1));
@@ -341,7 +341,6 @@ json run_crop(const ModelSet& set_ref, std::shared_ptr<const ModelSet> set, cons
     say(o, "crop: ensemble batch " + std::to_string(b));
     apply_thread_plan(set->thread_plan());
     ocv["ensemble"] = entry(time_calls([&] { (void)runner.score(batch); }, min_time, 3, 1));
-    cv::setNumThreads(threads);
     row["opencv"] = ocv;
     json tr = json::object();
     if (torch.contains("batches")) {
@@ -819,7 +818,7 @@ json run_bench(std::shared_ptr<const ModelSet> set, const BenchOptions& o) {
   out["quick"] = o.quick;
   out["groups"] = o.groups;
   // Every inference thread in all (load_models applied the plan, so OpenCV's own count is per lane).
-  const int threads = set->thread_plan().lanes * set->thread_plan().threads_per_lane;
+  const int threads = set->thread_plan().total();
   const auto la0 = loadavg();
   say(o, "machine: sampling other processes' CPU use for 1 s");
   out["machine"] = {{"cpu", cpu_model()},

@@ -236,11 +236,12 @@ void LiveSource::stop() {
     } else {
       // Typically a GStreamer state change that never returns. Waiting longer would hang the whole
       // process's shutdown; the thread holds its own reference to Impl, so detaching is safe.
-      if (d.callback_mu.try_lock_for(std::chrono::seconds(1))) {
-        d.abandoned = true;
+      // Taking callback_mu waits out a callback in progress, so none runs after stop() returns.
+      const bool idle = d.callback_mu.try_lock_for(std::chrono::seconds(1));
+      d.abandoned = true;
+      if (idle) {
         d.callback_mu.unlock();
       } else {
-        d.abandoned = true;
         d.log->error("the state callback has not returned for 1 s");
       }
       d.log->error("GStreamer did not stop within {} s; abandoning the stream's thread and pipeline",

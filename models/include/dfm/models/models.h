@@ -72,6 +72,7 @@ struct ModelSetOptions {
 struct ThreadPlan {
   int lanes = 1;
   int threads_per_lane = 1;
+  int total() const { return lanes * threads_per_lane; }  // every inference thread
 };
 
 // The models of an ensemble and how to weigh them. Loading also validates each file: the ONNX parses,
