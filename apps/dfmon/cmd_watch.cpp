@@ -2,10 +2,14 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <optional>
+#include <thread>
 
 #include "app.h"
 #include "dfm/common/log.h"
@@ -25,6 +29,75 @@ struct WatchOptions {
   std::string config_path;
   std::string listen;      // overrides server.listen
   double duration_s = 0;   // 0 = until SIGINT/SIGTERM
+};
+
+// SIGINT/SIGTERM are blocked in every thread we start and taken with sigtimedwait, so no handler runs
+// inside GStreamer or Asio. Libraries start threads before main (OpenBLAS's pool) with them unblocked;
+// a signal the kernel hands to one of those must not take the default action (terminate): this handler
+// only records it, for next_stop_signal to return.
+std::atomic<int> g_stray_signal{0};
+extern "C" void on_stray_signal(int sig) { g_stray_signal.store(sig); }
+
+void take_stop_signals(sigset_t* sigs) {
+  sigemptyset(sigs);
+  sigaddset(sigs, SIGINT);
+  sigaddset(sigs, SIGTERM);
+  struct sigaction sa = {};
+  sa.sa_handler = on_stray_signal;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  pthread_sigmask(SIG_BLOCK, sigs, nullptr);
+}
+
+// The next SIGINT/SIGTERM within `wait_ms`, or 0.
+int next_stop_signal(const sigset_t& sigs, long wait_ms) {
+  timespec ts{wait_ms / 1000, (wait_ms % 1000) * 1000 * 1000};
+  const int sig = sigtimedwait(&sigs, nullptr, &ts);
+  if (sig == SIGINT || sig == SIGTERM) return sig;
+  return g_stray_signal.exchange(0);
+}
+
+// Owned by run() from the first SIGINT/SIGTERM until the clean stop is over. A shutdown that takes
+// long says which step it waits on (every 10 s), and a second signal exits at once: an operator can
+// always get the terminal back, and a test that times out sees where it stuck.
+class ShutdownWatch {
+ public:
+  ShutdownWatch(const sigset_t& sigs, std::shared_ptr<spdlog::logger> log)
+      : sigs_(sigs), log_(std::move(log)), thread_([this] { run(); }) {}
+  ~ShutdownWatch() { finish(); }
+  void step(const char* what) { step_.store(what); }
+  void finish() {
+    done_.store(true);
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void run() {
+    const auto t0 = std::chrono::steady_clock::now();
+    int reported = 0;
+    while (!done_.load()) {
+      if (const int sig = next_stop_signal(sigs_, 100)) {
+        log_->error("{} while stopping (waiting for the {}): exiting without a clean stop",
+                    sig == SIGINT ? "SIGINT" : "SIGTERM", step_.load());
+        log_->flush();
+        std::_Exit(kExitError);
+      }
+      const int secs = int(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      if (secs >= (reported + 1) * 10) {
+        reported = secs / 10;
+        log_->warn("still stopping after {} s, waiting for the {}; SIGINT/SIGTERM again exits at once", secs,
+                   step_.load());
+      }
+    }
+  }
+
+  sigset_t sigs_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::atomic<const char*> step_{"streams"};
+  std::atomic<bool> done_{false};
+  std::thread thread_;  // last: starts once the rest is set
 };
 
 Backend to_models_backend(config::Backend b) {
@@ -127,6 +200,8 @@ void register_stream_metrics(server::MetricsRegistry& reg, Monitor& mon, const s
 }
 
 int run(const GlobalOptions& g, const WatchOptions& o) {
+  sigset_t sigs;
+  take_stop_signals(&sigs);  // before any thread of ours exists (OpenCV's pool starts with the models)
   if (auto st = apply_globals(g); !st.ok()) return fail(st);
   auto log = get_logger("watch");
   auto cfg_r = config::parse_config_file(o.config_path);
@@ -150,14 +225,6 @@ int run(const GlobalOptions& g, const WatchOptions& o) {
   if (g.backend == "auto") req.backend = to_models_backend(cfg.models.backend);  // --backend wins when given
   auto models = load_models(g, req);
   if (!models.ok()) return fail(models.status());
-
-  // Signals are taken synchronously by this thread (sigtimedwait); every thread created below
-  // inherits the blocked mask, so no handler ever runs inside GStreamer or Asio.
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
   server::MetricsRegistry registry;
   server::ServerOptions so;
@@ -233,18 +300,20 @@ int run(const GlobalOptions& g, const WatchOptions& o) {
                                                           std::chrono::duration<double>(o.duration_s))
                                          : std::chrono::steady_clock::time_point::max();
   while (std::chrono::steady_clock::now() < deadline) {
-    timespec ts{0, 200 * 1000 * 1000};
-    const int sig = sigtimedwait(&sigs, nullptr, &ts);
-    if (sig == SIGINT || sig == SIGTERM) {
+    if (const int sig = next_stop_signal(sigs, 200)) {
       log->info("{}: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
       break;
     }
   }
   // Order: no new frames, then the last crops are scored and open alerts closed (alert_end), then the
   // sinks drain, then clients get a close frame.
+  ShutdownWatch watch(sigs, log);
   monitor.stop();
+  watch.step("sinks");
   bus.flush();
+  watch.step("server");
   (*srv)->stop();
+  watch.finish();
   log->info("stopped cleanly");
   return kExitOk;
 }
@@ -258,7 +327,8 @@ void register_watch(CLI::App& root, GlobalOptions& g, int* exit_code) {
   cmd->add_option("--config", o->config_path, "YAML config (see examples/monitor.yaml)")->required();
   cmd->add_option("--listen", o->listen, "Override server.listen, e.g. 127.0.0.1:0 for any free port");
   cmd->add_option("--duration", o->duration_s, "Stop after this many seconds (0 = until SIGINT/SIGTERM)");
-  cmd->footer("Exit codes: 0 clean stop, 2 bad config or models.");
+  cmd->footer("Exit codes: 0 clean stop (SIGINT/SIGTERM or --duration), 2 bad config or models, or a second\n"
+              "SIGINT/SIGTERM during the stop (exits at once).");
   cmd->callback([&g, o, exit_code] { *exit_code = run(g, *o); });
 }
 

@@ -220,16 +220,25 @@ void LiveSource::start() {
   });
 }
 
-void LiveSource::stop() {
+void LiveSource::request_stop() {
   Impl& d = *impl_;
   {
     std::lock_guard<std::mutex> lock(d.mu);
+    if (!d.stopping) {
+      d.stop_deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                           std::chrono::duration<double>(d.opt.stop_timeout_s));
+    }
     d.stopping = true;
   }
   d.cv.notify_all();
+}
+
+void LiveSource::stop() {
+  Impl& d = *impl_;
+  request_stop();
   if (d.thread.joinable() && d.thread.get_id() != std::this_thread::get_id()) {
     std::unique_lock<std::mutex> lock(d.mu);
-    bool exited = d.cv.wait_for(lock, std::chrono::duration<double>(d.opt.stop_timeout_s), [&d] { return d.exited; });
+    bool exited = d.cv.wait_until(lock, d.stop_deadline, [&d] { return d.exited; });
     lock.unlock();
     if (exited) {
       d.thread.join();
@@ -237,12 +246,12 @@ void LiveSource::stop() {
       // Typically a GStreamer state change that never returns. Waiting longer would hang the whole
       // process's shutdown; the thread holds its own reference to Impl, so detaching is safe.
       // Taking callback_mu waits out a callback in progress, so none runs after stop() returns.
-      const bool idle = d.callback_mu.try_lock_for(std::chrono::seconds(1));
+      const bool idle = d.callback_mu.try_lock_until(d.stop_deadline + std::chrono::seconds(1));
       d.abandoned = true;
       if (idle) {
         d.callback_mu.unlock();
       } else {
-        d.log->error("the state callback has not returned for 1 s");
+        d.log->error("the state callback is still running 1 s past the stop deadline");
       }
       d.log->error("GStreamer did not stop within {} s; abandoning the stream's thread and pipeline",
                    secs(d.opt.stop_timeout_s));

@@ -62,6 +62,7 @@ struct LiveSource::Impl {
   std::mutex mu;
   std::condition_variable cv;  // wakes the backoff wait on stop(), and stop() once the thread exits
   std::atomic<bool> stopping{false};
+  std::chrono::steady_clock::time_point stop_deadline;  // guarded by mu; set by the first stop request
   std::atomic<bool> done{false};
   mutable std::mutex state_mu;
   SourceState state;  // guarded by state_mu

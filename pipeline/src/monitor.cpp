@@ -385,6 +385,7 @@ Status Monitor::start() {
 void Monitor::stop() {
   if (!impl_ || !impl_->started) return;
   impl_->started = false;
+  for (auto& s : impl_->streams) s->source->request_stop();  // all tear down in parallel
   for (auto& s : impl_->streams) s->source->stop();
   impl_->stopping.store(true);
   for (auto& t : impl_->analysis) t.join();

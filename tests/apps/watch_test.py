@@ -20,6 +20,9 @@ import urllib.request
 
 import websockets
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from testutil import signal_unblocked_thread  # noqa: E402
+
 TOKEN = "s3cret-token"
 
 
@@ -196,7 +199,11 @@ sinks:
             print("metrics ok: file-loop faces scored %d" % faces, flush=True)
 
             t0 = time.time()
-            proc.send_signal(signal.SIGTERM)
+            # Delivered to a thread that does not block it (OpenBLAS starts its pool before main), as
+            # the kernel may do with a kill(): it must still be a clean stop, not the default action.
+            tid = signal_unblocked_thread(proc.pid, signal.SIGTERM)
+            if tid is None:
+                proc.send_signal(signal.SIGTERM)
             try:
                 while True:
                     await asyncio.wait_for(ws.recv(), timeout=10)
@@ -206,7 +213,8 @@ sinks:
             rc = proc.wait(timeout=10)
             if rc != 0:
                 fail("dfmon exited %d after SIGTERM" % rc)
-            print("SIGTERM: close frame 1001, exit 0 in %.1f s" % (time.time() - t0), flush=True)
+            print("SIGTERM%s: close frame 1001, exit 0 in %.1f s" %
+                  (" (to thread %d, signals unblocked)" % tid if tid else "", time.time() - t0), flush=True)
         lines = [json.loads(l) for l in open(os.path.join(work, "events.jsonl"))]
         if not any(e["type"] == "stream_state" for e in lines):
             fail("file sink wrote no stream_state events")

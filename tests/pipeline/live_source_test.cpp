@@ -361,50 +361,91 @@ TEST_F(LiveSourceFile, StopWhileLiveReturnsQuickly) {
 // A supervisor thread that does not come back (here: held inside the state callback, as a GStreamer
 // state change that never returns would hold it) cannot hang stop(): it is abandoned after
 // stop_timeout_s, the source reads as stopped, and no state reaches the callback afterwards.
+// A state callback that wedges the supervisor thread on its first state until release(); it outlives
+// the source, since an abandoned thread still calls into it.
+struct Wedge {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool entered = false;
+  bool released = false;
+  std::atomic<int> calls_after_stop{0};
+  std::atomic<bool> stopped{false};
+
+  static LiveSource::StateCallback callback(const std::shared_ptr<Wedge>& w) {
+    return [w](const SourceState&) {
+      if (w->stopped) w->calls_after_stop++;
+      std::unique_lock<std::mutex> lock(w->mu);
+      if (w->entered) return;
+      w->entered = true;
+      w->cv.notify_all();
+      w->cv.wait_for(lock, 60s, [&] { return w->released; });  // 60 s at most: a broken stop() cannot hang
+    };
+  }
+  bool wait_entered() {
+    std::unique_lock<std::mutex> lock(mu);
+    return cv.wait_for(lock, 10s, [&] { return entered; });
+  }
+  void release() {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      released = true;
+    }
+    cv.notify_all();
+  }
+};
+
 TEST_F(LiveSourceFile, StopAbandonsAWedgedThreadInBoundedTime) {
-  struct Shared {  // outlives the source: the abandoned thread still calls into it
-    std::mutex mu;
-    std::condition_variable cv;
-    bool entered = false;
-    bool released = false;
-    std::atomic<int> calls_after_stop{0};
-    std::atomic<bool> stopped{false};
-  };
-  auto shared = std::make_shared<Shared>();
+  auto wedge = std::make_shared<Wedge>();
   LiveSourceOptions o = base_options("cam-wedged", clip_);
   o.stop_timeout_s = 0.3;
-  auto r = LiveSource::create(o, [shared](const SourceState&) {
-    if (shared->stopped) shared->calls_after_stop++;
-    std::unique_lock<std::mutex> lock(shared->mu);
-    if (shared->entered) return;
-    shared->entered = true;
-    shared->cv.notify_all();
-    // Wedged on the first state until the test lets go (60 s at most, so a broken stop() cannot hang).
-    shared->cv.wait_for(lock, 60s, [&] { return shared->released; });
-  });
+  auto r = LiveSource::create(o, Wedge::callback(wedge));
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   auto src = std::move(r).value();
   src->start();
-  {
-    std::unique_lock<std::mutex> lock(shared->mu);
-    ASSERT_TRUE(shared->cv.wait_for(lock, 10s, [&] { return shared->entered; }));
-  }
+  ASSERT_TRUE(wedge->wait_entered());
   auto t0 = Clock::now();
   src->stop();  // returns while the thread is still wedged
-  shared->stopped = true;
+  wedge->stopped = true;
   auto took = Clock::now() - t0;
   EXPECT_GE(took, 300ms);
   EXPECT_LT(took, 10s);  // 0.3 s for the thread + at most 1 s for the running callback, with slack for load
   EXPECT_TRUE(src->finished());
   EXPECT_EQ(src->state().state, "stopped");
   src.reset();  // the thread keeps the internals alive; under ASan a use-after-free would show
-  {
-    std::lock_guard<std::mutex> lock(shared->mu);
-    shared->released = true;
-  }
-  shared->cv.notify_all();
+  wedge->release();
   std::this_thread::sleep_for(1s);  // the thread now finds stopping set and exits
-  EXPECT_EQ(shared->calls_after_stop.load(), 0);
+  EXPECT_EQ(wedge->calls_after_stop.load(), 0);
+}
+
+// How the monitor shuts down: request_stop() on every source, then stop() each. The bound counts from
+// the request, so wedged sources cost one timeout together, not one each (3 x 2 s here).
+TEST_F(LiveSourceFile, RequestedStopsOfWedgedSourcesShareOneTimeout) {
+  constexpr int kSources = 3;
+  std::vector<std::shared_ptr<Wedge>> wedges;
+  std::vector<std::unique_ptr<LiveSource>> sources;
+  for (int i = 0; i < kSources; ++i) {
+    wedges.push_back(std::make_shared<Wedge>());
+    LiveSourceOptions o = base_options("cam-wedged-" + std::to_string(i), clip_);
+    o.stop_timeout_s = 1.0;
+    auto r = LiveSource::create(o, Wedge::callback(wedges.back()));
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+    sources.push_back(std::move(r).value());
+    sources.back()->start();
+  }
+  for (auto& w : wedges) ASSERT_TRUE(w->wait_entered());
+  auto t0 = Clock::now();
+  for (auto& s : sources) s->request_stop();
+  for (auto& s : sources) s->stop();
+  auto took = Clock::now() - t0;
+  for (auto& w : wedges) w->stopped = true;
+  EXPECT_GE(took, 1s);
+  // Together: 1 s + 1 s for the wedged callbacks. One after another it would be 3 x 2 s.
+  EXPECT_LT(took, 4s);
+  for (auto& s : sources) EXPECT_EQ(s->state().state, "stopped");
+  sources.clear();
+  for (auto& w : wedges) w->release();
+  std::this_thread::sleep_for(1s);
+  for (auto& w : wedges) EXPECT_EQ(w->calls_after_stop.load(), 0);
 }
 
 // ---- RTSP against dfm_rtsp_server ----------------------------------------------------------------

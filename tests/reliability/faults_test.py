@@ -7,6 +7,7 @@ usage: faults_test.py DFMON TINY_MODELS SOURCE_DIR WORKDIR
 
 Prints one `RESULT` line per case (docs/reliability.md is built from them).
 """
+import calendar
 import http.server
 import json
 import os
@@ -21,7 +22,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-from testutil import stage_for_nobody  # noqa: E402
+from testutil import describe_process, stage_for_nobody  # noqa: E402
 
 DFMON, MODELS, SRC, WORK = (os.path.abspath(a) for a in sys.argv[1:5])
 GOOD = os.path.join(SRC, "samples", "clips", "real_d18.mp4")
@@ -55,15 +56,18 @@ def run(args, timeout=180, user=None, models=None, dfmon=None, **kw):
     return p
 
 
-def terminate(proc, what, timeout):
-    """SIGTERM, then wait; a process still running after `timeout` s is a hang. Returns seconds taken."""
+def terminate(proc, what, timeout, log=None):
+    """SIGTERM, then wait; a process still running after `timeout` s is a hang: the failure shows what its
+    threads were doing and the end of its log. Returns seconds taken."""
     t0 = time.time()
     proc.send_signal(signal.SIGTERM)
     try:
         proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        state = describe_process(proc.pid)
         proc.kill()
-        fail("%s did not stop within %d s of SIGTERM" % (what, timeout))
+        tail = open(log).read()[-4000:] if log else ""
+        fail("%s did not stop within %d s of SIGTERM\n%s\n-- log tail:\n%s" % (what, timeout, state, tail))
     return time.time() - t0
 
 
@@ -312,7 +316,8 @@ sinks:
     time.sleep(25)
     if proc.poll() is not None:
         fail("watch exited early (%s) with garbage streams:\n%s" % (proc.returncode, open(log.name).read()[-3000:]))
-    took = terminate(proc, "watch", 20)
+    sigterm_at = time.time()
+    took = terminate(proc, "watch", 20, log.name)
     stop.set()
     httpd.shutdown()
     if proc.returncode != 0:
@@ -320,8 +325,11 @@ sinks:
     lines = open(events).read().splitlines()
     evs = [json.loads(l) for l in lines]  # every line complete: the sink flushed before exit
     good_scores = [e for e in evs if e["type"] == "score" and e["stream"] == "good"]
-    if len(good_scores) < 20:
+    # ~5 a second on an idle machine; an instrumented build beside other tests gets ~1.
+    if len(good_scores) < 10:
         fail("the good stream scored only %d faces beside the garbage streams" % len(good_scores))
+    if calendar.timegm(time.strptime(good_scores[-1]["time"][:19], "%Y-%m-%dT%H:%M:%S")) < sigterm_at - 8:
+        fail("the good stream stopped scoring before SIGTERM (last score %s)" % good_scores[-1]["time"])
     seqs = [e["seq"] for e in evs]
     if seqs != sorted(seqs) or len(set(seqs)) != len(seqs):
         fail("file sink seq not increasing")

@@ -52,3 +52,51 @@ def stage_for_nobody(dfmon, models, work):
         for f in files:
             os.chmod(os.path.join(d, f), 0o755 if f == "dfmon" else 0o644)
     return staged_bin, staged_models, staged_work
+
+
+def describe_process(pid):
+    """What a hung process is doing, for the failure message: each thread's name, state and kernel wait
+    channel, then the threads' stacks when gdb is installed (it is not a dependency)."""
+    import shutil
+    import subprocess
+    lines = []
+    try:
+        for tid in sorted(os.listdir("/proc/%d/task" % pid), key=int):
+            base = "/proc/%d/task/%s/" % (pid, tid)
+            try:
+                comm = open(base + "comm").read().strip()
+                state = open(base + "stat").read().rsplit(")", 1)[1].split()[0]
+                wchan = open(base + "wchan").read().strip() or "-"
+            except OSError:
+                continue
+            lines.append("  thread %s %-16s %s %s" % (tid, comm, state, wchan))
+    except OSError as e:
+        return "cannot inspect pid %d: %s" % (pid, e)
+    if shutil.which("gdb"):
+        try:
+            r = subprocess.run(["gdb", "-p", str(pid), "-batch", "-nx", "-ex", "thread apply all bt 25"],
+                               capture_output=True, text=True, timeout=120)
+            lines.append(r.stdout[-20000:])
+        except subprocess.TimeoutExpired:
+            lines.append("  (gdb timed out)")
+    return "\n".join(lines)
+
+
+def signal_unblocked_thread(pid, sig):
+    """Sends `sig` to one thread of `pid`, other than the main one, that does not block it (such as a
+    library's pool started before main), the way the kernel may deliver a process-directed signal.
+    Returns the thread id, or None (then nothing was sent)."""
+    import ctypes
+    for tid in sorted(os.listdir("/proc/%d/task" % pid), key=int):
+        if int(tid) == pid:
+            continue
+        try:
+            status = open("/proc/%d/task/%s/status" % (pid, tid)).read()
+        except OSError:
+            continue
+        blocked = int(status.split("SigBlk:")[1].split()[0], 16)
+        if not blocked & (1 << (sig - 1)):
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.syscall(234, pid, int(tid), sig) == 0:  # tgkill (x86_64)
+                return int(tid)
+    return None

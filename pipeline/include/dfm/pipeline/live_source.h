@@ -127,6 +127,10 @@ class LiveSource {
   // on_state is not called once stop() has returned (short of a call that was already running and
   // never returns). Idempotent. Frames still queued can be popped afterwards.
   void stop();
+  // Asks the supervisor to stop and returns at once; the stop_timeout_s bound of a later stop()
+  // counts from the first request. Stopping many sources: request_stop() all, then stop() each, so
+  // they tear down in parallel and the whole takes one timeout at worst, not one per source.
+  void request_stop();
 
   // Next sampled frame, waiting up to `wait`. Returns nullopt at once when the source has finished
   // (eos, failed, stopped) and the queue is empty.
