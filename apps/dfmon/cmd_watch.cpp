@@ -176,6 +176,7 @@ void register_stream_metrics(server::MetricsRegistry& reg, Monitor& mon, const s
       {"dfmon_frames_analyzed_total", "Frames analysed (detection/tracking)", [](const StreamStats& s) { return double(s.frames_analyzed); }},
       {"dfmon_frames_dropped_total", "Sampled frames dropped by the bounded frame queue", [](const StreamStats& s) { return double(s.source.frames_dropped); }},
       {"dfmon_crops_dropped_total", "Face crops dropped before inference", [](const StreamStats& s) { return double(s.crops_dropped); }},
+      {"dfmon_detect_errors_total", "Frames the face detector failed on (logged)", [](const StreamStats& s) { return double(s.detect_errors); }},
       {"dfmon_faces_scored_total", "Faces scored by the ensemble", [](const StreamStats& s) { return double(s.faces_scored); }},
       {"dfmon_reconnects_total", "Reconnection attempts", [](const StreamStats& s) { return double(s.source.reconnects); }},
       {"dfmon_frame_queue_depth", "Frames waiting for analysis", [](const StreamStats& s) { return double(s.source.queue_depth); }},

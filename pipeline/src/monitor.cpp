@@ -140,7 +140,7 @@ struct Monitor::Impl {
     std::unique_ptr<FaceTracker> tracker;  // analysis worker only
     int64_t sample_idx = 0;                // analysis worker only
     std::map<int, TrackScorer> scorers;    // inference worker only
-    std::atomic<int64_t> analyzed{0}, faces{0}, crops_dropped{0};
+    std::atomic<int64_t> analyzed{0}, faces{0}, crops_dropped{0}, detect_errors{0};
     std::atomic<int> active_tracks{0}, open_alerts{0};
     std::mutex fps_mu;
     std::deque<int64_t> recent_ns;  // analysed-frame times of the last few seconds
@@ -189,7 +189,14 @@ struct Monitor::Impl {
     std::vector<FaceDetection> faces;
     if (s.sample_idx++ % opt.detect_every == 0) {
       auto r = det.detect(frame.bgr);
-      if (r.ok()) faces = std::move(r).value();
+      if (r.ok()) {
+        faces = std::move(r).value();
+      } else {  // the frame counts as analysed with no faces; said, counted, never silent
+        const int64_t n = ++s.detect_errors;
+        if ((n & (n - 1)) == 0) {  // 1st, 2nd, 4th, ...: a persistent fault does not flood the log
+          get_logger(s.options.id)->error("face detection failed ({} so far): {}", n, r.status().message());
+        }
+      }
     } else {
       faces = follow_tracks(*s.tracker, det, frame.bgr);
     }
@@ -406,6 +413,7 @@ MonitorStats Monitor::stats() const {
     ss.frames_analyzed = s->analyzed.load();
     ss.faces_scored = s->faces.load();
     ss.crops_dropped = s->crops_dropped.load();
+    ss.detect_errors = s->detect_errors.load();
     ss.active_tracks = s->active_tracks.load();
     ss.open_alerts = s->open_alerts.load();
     {

@@ -62,6 +62,7 @@ struct StreamStats {
   int64_t frames_analyzed = 0;
   int64_t faces_scored = 0;
   int64_t crops_dropped = 0;     // crops of this stream dropped before inference
+  int64_t detect_errors = 0;     // frames the face detector failed on (logged; analysed as no faces)
   int active_tracks = 0;
   int open_alerts = 0;
   double analyzed_fps = 0;       // over the last few seconds
