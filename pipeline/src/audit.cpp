@@ -112,7 +112,7 @@ InputReport Auditor::audit(const std::string& source, const std::function<void(c
     return Status::Ok();
   };
 
-  int64_t sample_idx = 0;
+  FaceFinder finder(options_.detect_every);
   Status failure;
   while (true) {
     if (cancel && cancel->load()) {
@@ -129,17 +129,12 @@ InputReport Auditor::audit(const std::string& source, const std::function<void(c
     last_t = frame.pts_s;
     rep.frames_analyzed++;
 
-    std::vector<FaceDetection> faces;
-    if (sample_idx++ % options_.detect_every == 0) {
-      auto det = detector_->detect(frame.bgr);
-      if (!det.ok()) {
-        failure = det.status().with_context(source + ": ");
-        break;
-      }
-      faces = std::move(det).value();
-    } else {
-      faces = follow_tracks(tracker, *detector_, frame.bgr);
+    auto found = finder.find(*detector_, tracker, frame.bgr);
+    if (!found.ok()) {
+      failure = found.status().with_context(source + ": ");
+      break;
     }
+    std::vector<FaceDetection> faces = std::move(found).value();
     std::vector<int> ids = tracker.update(frame.pts_s, faces);
     const std::vector<int> expired = tracker.expire(frame.pts_s);
     if (!expired.empty()) {

@@ -28,14 +28,9 @@ Result<std::unique_ptr<FrameAnalyzer>> FrameAnalyzer::create(std::shared_ptr<con
 Result<FrameAnalysis> FrameAnalyzer::process(const Frame& frame) {
   stream_ = frame.stream;
   const std::string where = "stream \"" + frame.stream + "\" at " + stage_util::num(frame.pts_s) + " s: ";
-  std::vector<FaceDetection> faces;
-  if (processed_ % options_.detect_every == 0) {
-    auto det = detector_->detect(frame.bgr);
-    if (!det.ok()) return det.status().with_context(where);
-    faces = std::move(det).value();
-  } else {
-    faces = follow_tracks(tracker_, *detector_, frame.bgr);
-  }
+  auto found = finder_.find(*detector_, tracker_, frame.bgr);
+  if (!found.ok()) return found.status().with_context(where);
+  std::vector<FaceDetection> faces = std::move(found).value();
   // Score before touching the tracker so that a failed inference leaves this stream's state as it was.
   std::vector<FaceScore> scores;
   if (!faces.empty()) {
@@ -46,7 +41,6 @@ Result<FrameAnalysis> FrameAnalyzer::process(const Frame& frame) {
     if (!r.ok()) return r.status().with_context(where);
     scores = std::move(r).value();
   }
-  ++processed_;
 
   FrameAnalysis out;
   const std::vector<int> ids = tracker_.update(frame.pts_s, faces);
@@ -117,7 +111,7 @@ std::vector<Event> FrameAnalyzer::close() {
   for (int id : tracker_.close_all()) finish_track(id, &out);
   // Tracks that never got a score have no scorer; any scorer left belongs to no live track.
   while (!scorers_.empty()) finish_track(scorers_.begin()->first, &out);
-  processed_ = 0;
+  finder_.reset();
   return out;
 }
 

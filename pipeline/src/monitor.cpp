@@ -138,7 +138,7 @@ struct Monitor::Impl {
     LiveSourceOptions options;
     std::unique_ptr<LiveSource> source;
     std::unique_ptr<FaceTracker> tracker;  // analysis worker only
-    int64_t sample_idx = 0;                // analysis worker only
+    FaceFinder finder{1};                  // analysis worker only; set by create()
     std::map<int, TrackScorer> scorers;    // inference worker only
     std::atomic<int64_t> analyzed{0}, faces{0}, crops_dropped{0}, detect_errors{0};
     std::atomic<int> active_tracks{0}, open_alerts{0};
@@ -187,18 +187,14 @@ struct Monitor::Impl {
   void analyze(size_t idx, FaceDetector& det, const Frame& frame) {
     Stream& s = *streams[idx];
     std::vector<FaceDetection> faces;
-    if (s.sample_idx++ % opt.detect_every == 0) {
-      auto r = det.detect(frame.bgr);
-      if (r.ok()) {
-        faces = std::move(r).value();
-      } else {  // the frame counts as analysed with no faces; said, counted, never silent
-        const int64_t n = ++s.detect_errors;
-        if ((n & (n - 1)) == 0) {  // 1st, 2nd, 4th, ...: a persistent fault does not flood the log
-          get_logger(s.options.id)->error("face detection failed ({} so far): {}", n, r.status().message());
-        }
+    auto found = s.finder.find(det, *s.tracker, frame.bgr);
+    if (found.ok()) {
+      faces = std::move(found).value();
+    } else {  // the frame counts as analysed with no faces; said, counted, never silent
+      const int64_t n = ++s.detect_errors;
+      if ((n & (n - 1)) == 0) {  // 1st, 2nd, 4th, ...: a persistent fault does not flood the log
+        get_logger(s.options.id)->error("face detection failed ({} so far): {}", n, found.status().message());
       }
-    } else {
-      faces = follow_tracks(*s.tracker, det, frame.bgr);
     }
     std::vector<int> ids = s.tracker->update(frame.pts_s, faces);
     for (int id : s.tracker->expire(frame.pts_s)) {
@@ -369,6 +365,7 @@ Result<std::unique_ptr<Monitor>> Monitor::create(std::shared_ptr<const ModelSet>
     s->source = std::move(src).value();
     DFM_ASSIGN_OR_RETURN(FaceTracker tracker, make_tracker(options.tracker));
     s->tracker = std::make_unique<FaceTracker>(std::move(tracker));
+    s->finder = FaceFinder(options.detect_every);
     impl->streams.push_back(std::move(s));
   }
   const int workers = std::min<int>(options.analysis_threads, static_cast<int>(streams.size()));

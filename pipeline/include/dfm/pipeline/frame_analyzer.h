@@ -13,6 +13,7 @@
 #include "dfm/detectors/face.h"
 #include "dfm/models/models.h"
 #include "dfm/pipeline/event.h"
+#include "dfm/pipeline/follow.h"
 #include "dfm/pipeline/frame.h"
 #include "dfm/pipeline/scoring.h"
 #include "dfm/pipeline/tracker.h"
@@ -67,7 +68,7 @@ class FrameAnalyzer {
 
  private:
   FrameAnalyzer(std::shared_ptr<const ModelSet> models, const FrameAnalyzerOptions& options, FaceTracker tracker)
-      : options_(options), models_(std::move(models)), tracker_(std::move(tracker)) {}
+      : options_(options), models_(std::move(models)), tracker_(std::move(tracker)), finder_(options.detect_every) {}
   void finish_track(int id, std::vector<Event>* out);
 
   FrameAnalyzerOptions options_;
@@ -77,7 +78,7 @@ class FrameAnalyzer {
   FaceTracker tracker_;
   std::map<int, TrackScorer> scorers_;
   std::string stream_;  // of the last processed frame, for close()
-  int64_t processed_ = 0;
+  FaceFinder finder_;
 };
 
 }  // namespace dfm
