@@ -242,6 +242,9 @@ void LiveSource::stop() {
     lock.unlock();
     if (exited) {
       d.thread.join();
+      // Slow teardowns are how a wedge starts; say so before one hits the bound.
+      const double took = d.opt.stop_timeout_s - std::chrono::duration<double>(d.stop_deadline - Clock::now()).count();
+      if (took > 1.0) d.log->warn("GStreamer took {} s to stop", secs(took));
     } else {
       // Typically a GStreamer state change that never returns. Waiting longer would hang the whole
       // process's shutdown; the thread holds its own reference to Impl, so detaching is safe.
