@@ -16,6 +16,7 @@
 
 #include "decoder_gst.h"
 #include "dfm/common/log.h"
+#include "dfm/pipeline/pts_sampler.h"
 
 namespace dfm {
 namespace {

@@ -1,6 +1,6 @@
 // Private GStreamer helpers shared by VideoDecoder (decoder.cpp) and LiveSource (live_source*.cpp):
 // one-time init, GError translation, the swallowed-error tap, the uridecodebin -> BGR appsink
-// graph, and the PTS sampler that runs in the decoded video pad's probe.
+// graph (the PTS sampler in its probe is dfm/pipeline/pts_sampler.h).
 #pragma once
 
 #include <gst/gst.h>
@@ -88,7 +88,7 @@ struct PadCaps {
 PadCaps pad_caps(GstPad* pad);
 
 // Links the decoded video pad to the graph's head and puts `probe` on it (buffers and downstream
-// events, as PtsSampler::take wants). The probe is added only when the link succeeded.
+// events, as PtsSampler::take wants, pts_sampler.h). The probe is added only when the link succeeded.
 GstPadLinkReturn link_video_pad(GstPad* pad, GstElement* head, GstPadProbeCallback probe, gpointer user);
 
 // Any other stream drains into a fakesink so the demuxer never sees not-linked on it.
@@ -96,29 +96,5 @@ void drain_pad(GstElement* pipeline, GstPad* pad);
 
 // The sample's image as an owned BGR copy (row stride respected); empty when it cannot be mapped.
 cv::Mat copy_bgr(GstSample* sample);
-
-// DecodeOptions::sample_fps's rule (see decoder.h), decided in the decoded video pad's probe, i.e.
-// before conversion, so unsampled frames cost only their decode. Only the video streaming thread
-// touches it.
-class PtsSampler {
- public:
-  void set_rate(double sample_fps);  // 0 = every frame
-  // A new pipeline: forget its segment. The sampling grid carries on.
-  void reset_segment();
-  // One probe call: remembers a SEGMENT event and returns the buffer, or nullptr (events pass).
-  GstBuffer* take(GstPadProbeInfo* info);
-  // Stream time of the buffer's PTS (0 = start of the source) when the segment allows, else the
-  // PTS; nullopt when the buffer has none.
-  std::optional<int64_t> media_time_ns(GstBuffer* buf) const;
-  // Whether the frame at media time `t` is kept (advances the grid when it is).
-  bool due(int64_t t);
-
- private:
-  GstSegment segment_{};
-  bool have_segment_ = false;
-  int64_t step_ns_ = 0;
-  bool sampled_any_ = false;
-  int64_t next_due_ns_ = 0;
-};
 
 }  // namespace dfm::gstutil

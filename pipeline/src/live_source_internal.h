@@ -17,6 +17,7 @@
 #include "dfm/common/log.h"
 #include "dfm/common/status.h"
 #include "dfm/pipeline/live_source.h"
+#include "dfm/pipeline/pts_sampler.h"
 
 namespace dfm {
 namespace live {
@@ -81,7 +82,7 @@ struct LiveSource::Impl {
   std::string link_error;  // guarded by err_mu
 
   // Timeline and sampler: only the video streaming thread touches these, and attempts never overlap.
-  gstutil::PtsSampler sampler;
+  PtsSampler sampler;
   bool first_in_run = true;
   bool have_out = false;
   int64_t last_out_ns = 0, offset_ns = 0, frame_dur_ns = live::kDefaultFrameDur;

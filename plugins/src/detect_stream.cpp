@@ -139,7 +139,7 @@ void DetectStream::close() {
     done_.reset();
   }
   for (auto& e : analyzer_->close()) post(std::move(e), GST_CLOCK_TIME_NONE);
-  sampler_ = gstutil::PtsSampler();
+  sampler_ = PtsSampler();
   sampler_.set_rate(sample_fps_);
   std::lock_guard<std::mutex> lock(mu_);
   last_faces_.clear();

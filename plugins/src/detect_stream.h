@@ -20,8 +20,8 @@
 #include <thread>
 #include <vector>
 
-#include "decoder_gst.h"  // dfm::gstutil::PtsSampler: the same sampling grid as the decoder
 #include "dfm/pipeline/frame_analyzer.h"
+#include "dfm/pipeline/pts_sampler.h"  // the same sampling grid as the decoder
 
 GST_DEBUG_CATEGORY_EXTERN(dfmon_detect_debug);
 
@@ -71,7 +71,7 @@ class DetectStream {
   double sample_fps_;
   bool async_;
   DetectCounters* counters_;
-  gstutil::PtsSampler sampler_;  // streaming thread only
+  PtsSampler sampler_;  // streaming thread only
   int64_t frames_ = 0;           // streaming thread only
   uint64_t seq_ = 0;             // +1 per posted event (gap-free); posts never overlap (see close())
 
