@@ -2,6 +2,7 @@
 #include "dfm/pipeline/follow.h"
 
 #include <cmath>
+#include <optional>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -42,42 +43,46 @@ struct ScriptedDetector : FaceDetector {
   }
 };
 
-FaceTracker make_tracker_or_die() {
-  auto r = make_tracker({});
-  EXPECT_TRUE(r.ok()) << r.status().to_string();
-  return std::move(r).value();
-}
+// One face in view; the tracker and a blank frame (the scripted detector ignores pixels).
+class FaceFinderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    det.faces = {face_at(100, 100, 80)};
+    auto r = make_tracker({});
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+    tracker.emplace(std::move(r).value());
+  }
+  // One frame through `finder`; the tracker takes what it found.
+  Result<std::vector<FaceDetection>> step(FaceFinder& finder, double t) {
+    auto r = finder.find(det, *tracker, frame);
+    if (r.ok()) tracker->update(t, *r);
+    return r;
+  }
 
-TEST(FaceFinder, DetectsOnEveryNthFrameAndFollowsBetween) {
   ScriptedDetector det;
-  det.faces = {face_at(100, 100, 80)};
-  FaceTracker tracker = make_tracker_or_die();
+  std::optional<FaceTracker> tracker;
+  const cv::Mat frame{360, 640, CV_8UC3, cv::Scalar::all(0)};
+};
+
+TEST_F(FaceFinderTest, DetectsOnEveryNthFrameAndFollowsBetween) {
   FaceFinder finder(3);
-  const cv::Mat frame(360, 640, CV_8UC3, cv::Scalar::all(0));
   std::vector<int> detected_on;
   for (int k = 0; k < 7; ++k) {
     const int before = det.detects;
-    auto r = finder.find(det, tracker, frame);
+    auto r = step(finder, 0.2 * k);
     ASSERT_TRUE(r.ok()) << r.status().to_string();
     ASSERT_EQ(r->size(), 1u) << "frame " << k;
     if (det.detects > before) detected_on.push_back(k);
-    tracker.update(0.2 * k, *r);
   }
   EXPECT_EQ(detected_on, (std::vector<int>{0, 3, 6}));
   EXPECT_EQ(det.refits, 4);  // frames 1, 2, 4, 5: one tracked face each
 }
 
-TEST(FaceFinder, FollowingRecentresTheTrackBoxOnTheRefittedLandmarks) {
-  ScriptedDetector det;
-  det.faces = {face_at(100, 100, 80)};
+TEST_F(FaceFinderTest, FollowingRecentresTheTrackBoxOnTheRefittedLandmarks) {
   det.drift = 6;
-  FaceTracker tracker = make_tracker_or_die();
   FaceFinder finder(10);
-  const cv::Mat frame(360, 640, CV_8UC3, cv::Scalar::all(0));
-  auto first = finder.find(det, tracker, frame);
-  ASSERT_TRUE(first.ok());
-  tracker.update(0.0, *first);
-  auto next = finder.find(det, tracker, frame);
+  ASSERT_TRUE(step(finder, 0.0).ok());
+  auto next = step(finder, 0.2);
   ASSERT_TRUE(next.ok());
   ASSERT_EQ(next->size(), 1u);
   EXPECT_EQ((*next)[0].box.size(), cv::Size(80, 80));  // the track's size is kept
@@ -85,30 +90,24 @@ TEST(FaceFinder, FollowingRecentresTheTrackBoxOnTheRefittedLandmarks) {
   EXPECT_NEAR((*next)[0].box.y, 106, 1);
 }
 
-TEST(FaceFinder, LostLandmarksDropTheFaceAndDetectorErrorsComeBackAsValues) {
-  ScriptedDetector det;
-  det.faces = {face_at(100, 100, 80)};
-  FaceTracker tracker = make_tracker_or_die();
+TEST_F(FaceFinderTest, LostLandmarksDropTheFaceAndDetectorErrorsComeBackAsValues) {
   FaceFinder finder(2);
-  const cv::Mat frame(360, 640, CV_8UC3, cv::Scalar::all(0));
-  auto r0 = finder.find(det, tracker, frame);
-  ASSERT_TRUE(r0.ok());
-  tracker.update(0.0, *r0);
+  ASSERT_TRUE(step(finder, 0.0).ok());
   det.lose = true;
-  auto r1 = finder.find(det, tracker, frame);  // following: the refit fails, the face is left out
+  auto r1 = finder.find(det, *tracker, frame);  // following: the refit fails, the face is left out
   ASSERT_TRUE(r1.ok());
   EXPECT_TRUE(r1->empty());
   det.error = Internal("detector broke");
-  auto r2 = finder.find(det, tracker, frame);  // detection frame: the error as it is
+  auto r2 = finder.find(det, *tracker, frame);  // detection frame: the error as it is
   ASSERT_FALSE(r2.ok());
   EXPECT_NE(r2.status().message().find("detector broke"), std::string::npos);
   det.error = Status::Ok();
-  auto r3 = finder.find(det, tracker, frame);  // the failed frame still counted: this one follows
+  auto r3 = finder.find(det, *tracker, frame);  // the failed frame still counted: this one follows
   ASSERT_TRUE(r3.ok());
   EXPECT_EQ(det.detects, 2);
   finder.reset();
   det.lose = false;
-  auto r4 = finder.find(det, tracker, frame);  // after reset the detector runs again
+  auto r4 = finder.find(det, *tracker, frame);  // after reset the detector runs again
   ASSERT_TRUE(r4.ok());
   EXPECT_EQ(det.detects, 3);
 }
