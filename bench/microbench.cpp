@@ -1,6 +1,7 @@
 // Google Benchmark micro-benchmarks of the inference path (build with -DDFM_BUILD_BENCH=ON):
 //   build/bin/dfm_microbench [--benchmark_filter=...]      models: $DFMON_MODELS or the bundled ones
-// make_blob (preprocessing alone), each model and the ensemble at batch 1/4/8, and cv::gemm.
+// make_blob (preprocessing alone), each model and the ensemble at batch 1/4/8, cv::gemm, and the face
+// detector on a 720p frame (HOG detection, one landmark refit: the per-face cost of following a track).
 // `dfmon bench` reports the same crop numbers next to PyTorch; this binary is for quick A/B runs.
 #include <benchmark/benchmark.h>
 
@@ -8,8 +9,11 @@
 #include <memory>
 
 #include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include "dfm/common/paths.h"
+#include "dfm/detectors/face.h"
 #include "dfm/models/models.h"
 
 namespace {
@@ -94,5 +98,45 @@ void BM_Sgemm(benchmark::State& state) {
 BENCHMARK(BM_Sgemm)->Arg(512)->Arg(1024)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
+
+// A 1280x720 frame with the sample photo's face in it, and the detector the product uses by default.
+struct DetectorFixture {
+  std::unique_ptr<dfm::FaceDetector> detector;
+  cv::Mat frame;
+  cv::Rect face;
+  static const DetectorFixture& get() {
+    static const DetectorFixture f = make();
+    return f;
+  }
+  static DetectorFixture make() {
+    DetectorFixture f;
+    auto det = dfm::make_face_detector({});
+    cv::Mat photo = cv::imread(std::string(DFM_SOURCE_DIR) + "/samples/images/obama2.jpg");
+    if (!det.ok() || photo.empty()) return f;
+    f.detector = std::move(det).value();
+    f.frame = cv::Mat(720, 1280, CV_8UC3, cv::Scalar::all(40));
+    const double s = 600.0 / photo.rows;
+    cv::Mat scaled;
+    cv::resize(photo, scaled, cv::Size(), s, s, cv::INTER_AREA);
+    scaled.copyTo(f.frame(cv::Rect((1280 - scaled.cols) / 2, 60, scaled.cols, scaled.rows)));
+    auto faces = f.detector->detect(f.frame);
+    if (faces.ok() && !faces->empty()) f.face = (*faces)[0].box;
+    return f;
+  }
+};
+
+void BM_Detect720p(benchmark::State& state) {
+  const auto& f = DetectorFixture::get();
+  if (!f.detector || f.face.empty()) return state.SkipWithError("no detector, or no face in the test frame");
+  for (auto _ : state) benchmark::DoNotOptimize(f.detector->detect(f.frame));
+}
+BENCHMARK(BM_Detect720p)->Unit(benchmark::kMillisecond);
+
+void BM_Landmarks720p(benchmark::State& state) {
+  const auto& f = DetectorFixture::get();
+  if (!f.detector || f.face.empty()) return state.SkipWithError("no detector, or no face in the test frame");
+  for (auto _ : state) benchmark::DoNotOptimize(f.detector->landmarks_for(f.frame, f.face));
+}
+BENCHMARK(BM_Landmarks720p)->Unit(benchmark::kMillisecond);
 
 BENCHMARK_MAIN();
