@@ -13,30 +13,27 @@
 
 #include "dfm/common/paths.h"
 #include "dfm/detectors/face.h"
+#include "shape_model.h"
 
 namespace dfm {
 
 namespace {
 
-// The landmark model is ~100 MB in memory; load it once per path and share it (predict() is const).
-Result<std::shared_ptr<const dlib::shape_predictor>> load_shape_predictor(const std::string& path) {
+// The landmark model is ~100 MB in memory; load it once per path and share it (evaluation is const).
+Result<std::shared_ptr<const detail::ShapeModel>> load_shape_predictor(const std::string& path) {
   static std::mutex mu;
-  static std::map<std::string, std::weak_ptr<const dlib::shape_predictor>> cache;
+  static std::map<std::string, std::weak_ptr<const detail::ShapeModel>> cache;
   std::lock_guard<std::mutex> lock(mu);
   if (auto it = cache.find(path); it != cache.end()) {
     if (auto sp = it->second.lock()) return sp;
   }
-  auto sp = std::make_shared<dlib::shape_predictor>();
-  try {
-    dlib::deserialize(path) >> *sp;
-  } catch (const std::exception& e) {
-    return InvalidArgument("landmark model " + path + ": cannot load: " + e.what());
-  }
-  if (sp->num_parts() != 68) {
-    return InvalidArgument("landmark model " + path + ": has " + std::to_string(sp->num_parts()) +
+  auto loaded = detail::ShapeModel::load(path);
+  if (!loaded.ok()) return InvalidArgument("landmark model " + path + ": cannot load: " + loaded.status().message());
+  std::shared_ptr<const detail::ShapeModel> shared = std::move(loaded).value();
+  if (shared->num_parts() != 68) {
+    return InvalidArgument("landmark model " + path + ": has " + std::to_string(shared->num_parts()) +
                            " points, expected the 68-point iBUG model");
   }
-  std::shared_ptr<const dlib::shape_predictor> shared = sp;
   cache[path] = shared;
   return shared;
 }
@@ -50,7 +47,7 @@ cv::Mat to_gray(const cv::Mat& bgr) {
 
 class DlibHogDetector final : public FaceDetector {
  public:
-  DlibHogDetector(DetectorOptions opts, std::shared_ptr<const dlib::shape_predictor> sp)
+  DlibHogDetector(DetectorOptions opts, std::shared_ptr<const detail::ShapeModel> sp)
       : opts_(std::move(opts)), detector_(dlib::get_frontal_face_detector()), predictor_(std::move(sp)) {}
 
   Result<std::vector<FaceDetection>> detect(const cv::Mat& bgr) override {
@@ -123,7 +120,7 @@ class DlibHogDetector final : public FaceDetector {
 
   DetectorOptions opts_;
   dlib::frontal_face_detector detector_;
-  std::shared_ptr<const dlib::shape_predictor> predictor_;
+  std::shared_ptr<const detail::ShapeModel> predictor_;
 };
 
 }  // namespace
