@@ -121,6 +121,18 @@ void LiveSource::Impl::on_source_setup(GstElement*, GstElement* source, gpointer
     set_if_exists(source, "caps", "video/mpegts,systemstream=(boolean)true,packetsize=(int)188");
 }
 
+// decodebin made an element: a libav video decoder gets the configured thread count.
+void LiveSource::Impl::on_deep_element_added(GstBin*, GstBin*, GstElement* element, gpointer user) {
+  auto* d = static_cast<Impl*>(user);
+  if (d->opt.decoder_threads <= 0) return;
+  GstElementFactory* f = gst_element_get_factory(element);
+  const char* name = f ? GST_OBJECT_NAME(f) : nullptr;
+  if (name && g_str_has_prefix(name, "avdec_") &&
+      g_object_class_find_property(G_OBJECT_GET_CLASS(element), "max-threads")) {
+    g_object_set(element, "max-threads", d->opt.decoder_threads, nullptr);
+  }
+}
+
 Status LiveSource::Impl::build() {
   pipeline = gst_pipeline_new(("dfm-live-" + opt.id).c_str());
   // Files and HTTP would otherwise decode as fast as the CPU allows: sync makes them play like a
@@ -134,6 +146,7 @@ Status LiveSource::Impl::build() {
   g_signal_connect(src, "no-more-pads", G_CALLBACK(&Impl::on_no_more_pads), this);
   g_signal_connect(src, "autoplug-select", G_CALLBACK(&Impl::on_autoplug_select), this);
   g_signal_connect(src, "source-setup", G_CALLBACK(&Impl::on_source_setup), this);
+  g_signal_connect(src, "deep-element-added", G_CALLBACK(&Impl::on_deep_element_added), this);
   GstAppSinkCallbacks callbacks{};
   callbacks.new_sample = &Impl::on_new_sample;
   gst_app_sink_set_callbacks(GST_APP_SINK(graph->appsink), &callbacks, this, nullptr);

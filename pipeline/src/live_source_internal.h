@@ -108,6 +108,7 @@ struct LiveSource::Impl {
   static void on_no_more_pads(GstElement*, gpointer user);
   static void on_pad_added(GstElement*, GstPad* pad, gpointer user);
   static void on_source_setup(GstElement*, GstElement* source, gpointer user);
+  static void on_deep_element_added(GstBin*, GstBin*, GstElement* element, gpointer user);
 
   // live_source.cpp: supervision.
   void emit(std::string name, std::string reason = {}, double retry_in_s = 0, int failures = 0);

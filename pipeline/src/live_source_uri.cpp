@@ -86,6 +86,9 @@ Status validate_options(const LiveSourceOptions& o) {
     return InvalidArgument(tag + "sample_fps must be >= 0 (0 = every frame), got " + std::to_string(o.sample_fps));
   }
   if (o.max_width < 0) return InvalidArgument(tag + "max_width must be >= 0, got " + std::to_string(o.max_width));
+  if (o.decoder_threads < 0 || o.decoder_threads > 64)
+    return InvalidArgument(tag + "decoder_threads must be within 0..64 (0 = the decoder's default), got " +
+                           std::to_string(o.decoder_threads));
   if (o.queue_frames < 1)
     return InvalidArgument(tag + "queue_frames must be >= 1, got " + std::to_string(o.queue_frames));
   DFM_RETURN_IF_ERROR(positive(tag, "initial_backoff_s", o.initial_backoff_s));

@@ -347,9 +347,13 @@ Result<std::unique_ptr<Monitor>> Monitor::create(std::shared_ptr<const ModelSet>
   impl->infer_counts.assign(latency_buckets_s().size() + 1, 0);
   impl->latency_counts.assign(latency_buckets_s().size() + 1, 0);
   Impl* raw = impl.get();
+  // More streams than cores: frame-threaded decoders only add hand-offs (see decoder_threads).
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  const bool one_decoder_thread = streams.size() >= cores;
   for (const auto& so : streams) {
     auto s = std::make_unique<Impl::Stream>();
     s->options = so;
+    if (one_decoder_thread && s->options.decoder_threads == 0) s->options.decoder_threads = 1;
     s->options.sample_fps = options.scoring_fps;
     const std::string id = so.id;
     auto src = LiveSource::create(s->options, [raw, id](const SourceState& st) {

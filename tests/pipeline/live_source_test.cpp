@@ -361,6 +361,47 @@ TEST_F(LiveSourceFile, StopWhileLiveReturnsQuickly) {
 // A supervisor thread that does not come back (here: held inside the state callback, as a GStreamer
 // state change that never returns would hold it) cannot hang stop(): it is abandoned after
 // stop_timeout_s, the source reads as stopped, and no state reaches the callback afterwards.
+// Threads of this process (all of them: GStreamer's, libav's, the test's).
+int process_threads() {
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/task")) {
+    (void)e;
+    ++n;
+  }
+  return n;
+}
+
+// Threads while a looping source is live and decoding.
+int threads_while_live(LiveSourceOptions o) {
+  StateLog log;
+  o.loop = true;
+  auto src = make_source(o, log);
+  if (!src) return -1;
+  src->start();
+  for (int got = 0; got < 5;) {
+    if (!src->pop(5s)) return -1;
+    ++got;
+  }
+  const int n = process_threads();
+  src->stop();
+  return n;
+}
+
+TEST_F(LiveSourceFile, DecoderThreadsBoundLibavThreads) {
+  if (std::thread::hardware_concurrency() < 2) GTEST_SKIP() << "one core: libav's default is one thread too";
+  LiveSourceOptions o = base_options("cam-threads", "file://" + clip_);
+  o.decoder_threads = 1;
+  const int one = threads_while_live(o);  // first: GStreamer's pooled threads then exist for both runs
+  o.decoder_threads = 0;
+  const int by_default = threads_while_live(o);
+  ASSERT_GT(one, 0);
+  EXPECT_GT(by_default, one) << "libav's frame threads (one per core by default) did not go away";
+  o.decoder_threads = -1;
+  auto bad = LiveSource::create(o);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("decoder_threads"), std::string::npos);
+}
+
 // A state callback that wedges the supervisor thread on its first state until release(); it outlives
 // the source, since an abandoned thread still calls into it.
 struct Wedge {
