@@ -51,6 +51,8 @@ void take_stop_signals(sigset_t* sigs) {
   pthread_sigmask(SIG_BLOCK, sigs, nullptr);
 }
 
+const char* signal_name(int sig) { return sig == SIGINT ? "SIGINT" : "SIGTERM"; }
+
 // The next SIGINT/SIGTERM within `wait_ms`, or 0.
 int next_stop_signal(const sigset_t& sigs, long wait_ms) {
   timespec ts{wait_ms / 1000, (wait_ms % 1000) * 1000 * 1000};
@@ -79,8 +81,8 @@ class ShutdownWatch {
     int reported = 0;
     while (!done_.load()) {
       if (const int sig = next_stop_signal(sigs_, 100)) {
-        log_->error("{} while stopping (waiting for the {}): exiting without a clean stop",
-                    sig == SIGINT ? "SIGINT" : "SIGTERM", step_.load());
+        log_->error("{} while stopping (waiting for the {}): exiting without a clean stop", signal_name(sig),
+                    step_.load());
         log_->flush();
         std::_Exit(kExitError);
       }
@@ -302,7 +304,7 @@ int run(const GlobalOptions& g, const WatchOptions& o) {
                                          : std::chrono::steady_clock::time_point::max();
   while (std::chrono::steady_clock::now() < deadline) {
     if (const int sig = next_stop_signal(sigs, 200)) {
-      log->info("{}: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+      log->info("{}: stopping", signal_name(sig));
       break;
     }
   }

@@ -358,9 +358,6 @@ TEST_F(LiveSourceFile, StopWhileLiveReturnsQuickly) {
   EXPECT_LT(Clock::now() - t0, 1s);
 }
 
-// A supervisor thread that does not come back (here: held inside the state callback, as a GStreamer
-// state change that never returns would hold it) cannot hang stop(): it is abandoned after
-// stop_timeout_s, the source reads as stopped, and no state reaches the callback afterwards.
 // Threads of this process (all of them: GStreamer's, libav's, the test's).
 int process_threads() {
   int n = 0;
@@ -435,6 +432,9 @@ struct Wedge {
   }
 };
 
+// A supervisor thread that does not come back (here: held inside the state callback, as a GStreamer
+// state change that never returns would hold it) cannot hang stop(): it is abandoned after
+// stop_timeout_s, the source reads as stopped, and no state reaches the callback afterwards.
 TEST_F(LiveSourceFile, StopAbandonsAWedgedThreadInBoundedTime) {
   auto wedge = std::make_shared<Wedge>();
   LiveSourceOptions o = base_options("cam-wedged", clip_);

@@ -63,14 +63,18 @@ std::vector<std::string> split_segments(const std::string& s) {
   }
 }
 
+// A path segment carrying server.token. The page sends it through encodeURIComponent; it is only
+// compared (in constant time), never used as a name.
+bool token_matches(const DashboardOptions& o, const std::string& segment) {
+  auto given = server::percent_decode(segment);
+  return given && server::constant_time_equal(*given, o.token);
+}
+
 std::optional<server::HttpPage> thumbnail_page(const DashboardOptions& o, const std::string& rest) {
   if (!o.thumbnails) return std::nullopt;
   std::vector<std::string> seg = split_segments(rest);
   if (!o.token.empty()) {
-    if (seg.size() != 3) return std::nullopt;
-    // The page sends the token segment through encodeURIComponent; it is only compared, never a name.
-    auto given = server::percent_decode(seg[0]);
-    if (!given || !server::constant_time_equal(*given, o.token)) return std::nullopt;
+    if (seg.size() != 3 || !token_matches(o, seg[0])) return std::nullopt;
     seg.erase(seg.begin());
   }
   if (seg.size() != 2 || !valid_stream(seg[0])) return std::nullopt;
@@ -91,8 +95,7 @@ std::optional<server::HttpPage> recent_page(const DashboardOptions& o, const std
     if (!rest.empty()) return std::nullopt;
   } else {
     if (rest.size() < 2 || rest[0] != '/' || rest.find('/', 1) != std::string::npos) return std::nullopt;
-    auto given = server::percent_decode(rest.substr(1));
-    if (!given || !server::constant_time_equal(*given, o.token)) return std::nullopt;
+    if (!token_matches(o, rest.substr(1))) return std::nullopt;
   }
   server::HttpPage p;
   p.content_type = "application/json";
