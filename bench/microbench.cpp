@@ -63,7 +63,7 @@ void BM_Model(benchmark::State& state) {
   if (k >= set->models().size()) return state.SkipWithError("no such model index");
   auto runner = dfm::EnsembleRunner::create(set);
   if (!runner.ok()) return state.SkipWithError(runner.status().message().c_str());
-  cv::setNumThreads(set->thread_plan().total());  // one model alone gets every thread
+  dfm::set_inference_threads(set->thread_plan().total());  // one model alone gets every thread
   auto c = crops(static_cast<int>(state.range(1)));
   state.SetLabel(set->models()[k].card.name);
   for (auto _ : state) benchmark::DoNotOptimize((*runner)->score_model(k, c));
@@ -87,7 +87,7 @@ BENCHMARK(BM_Ensemble)->ArgsProduct({{1, 4, 8}, {1, 0}})->Unit(benchmark::kMilli
 
 void BM_Sgemm(benchmark::State& state) {
   const int n = static_cast<int>(state.range(0));
-  cv::setNumThreads(cv::getNumberOfCPUs());  // BM_Ensemble may have left the per-lane count
+  dfm::set_inference_threads(cv::getNumberOfCPUs());  // BM_Ensemble may have left the per-lane count
   cv::Mat a(n, n, CV_32F), b(n, n, CV_32F), c;
   cv::randu(a, -1, 1);
   cv::randu(b, -1, 1);

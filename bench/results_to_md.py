@@ -25,7 +25,7 @@ def crop_tables(c):
     for row in c.get("batches", []):
         ocv = row.get("opencv", {})
         names = [n for n in ocv if not n.startswith("ensemble")]
-        names += [n for n in ("ensemble_sequential", "ensemble") if n in ocv]
+        names += [n for n in ("ensemble_sequential", "ensemble_opencv_layers", "ensemble") if n in ocv]
         for n in names:
             ens = n.startswith("ensemble")  # both ensemble rows compare with PyTorch's ensemble
             o = ocv.get(n, {})

@@ -14,7 +14,7 @@ namespace dfm::app {
 Status apply_globals(const GlobalOptions& g) {
   DFM_RETURN_IF_ERROR(init_logging(g.log_level));
   if (g.threads < 0 || g.threads > 256) return InvalidArgument("--threads: must be within 0..256");
-  if (g.threads > 0) cv::setNumThreads(g.threads);
+  if (g.threads > 0) set_inference_threads(g.threads);
   return Status::Ok();
 }
 

@@ -236,9 +236,11 @@ json run_crop(const ModelSet& set_ref, std::shared_ptr<const ModelSet> set, cons
 
   // One model alone, sgemm and the PyTorch reference get every thread; the ensemble runs per the
   // set's plan (by default the models side by side, the threads split), as the product does.
-  cv::setNumThreads(threads);
+  set_inference_threads(threads);
   say(o, "crop: measuring sgemm");
+  set_blas_threads(threads);  // the yardstick is BLAS on every thread; inference splits on OpenCV's pool
   const double sgemm = std::max(measure_sgemm_gflops(512, o.quick ? 0.3 : 1.0), measure_sgemm_gflops(1024, o.quick ? 0.3 : 1.0));
+  set_inference_threads(threads);
   out["sgemm_gflops"] = jnum(sgemm, 2);
   out["sgemm_method"] = "cv::gemm, float32, 512x512 and 1024x1024, best run, " + std::to_string(threads) + " thread(s)";
 
@@ -267,7 +269,29 @@ json run_crop(const ModelSet& set_ref, std::shared_ptr<const ModelSet> set, cons
       if (rr.ok()) seq_runner = std::move(rr).value();
     }
   }
+  // The product's plan with OpenCV's own convolution / fully-connected kernels (no BLAS layers), to
+  // show what those layers gain in the same run.
+  std::shared_ptr<const ModelSet> stock_set;
+  std::unique_ptr<EnsembleRunner> stock_runner;
+  if (set->blas_layers() && set->backend() == Backend::kCpu) {
+    ModelSetOptions so;
+    so.dir = models_dir_of(set_ref);
+    so.names = set_ref.names();
+    so.weights = set_ref.weights();
+    so.backend = set_ref.backend();
+    so.batch = set_ref.batch();
+    so.threads = threads;
+    so.blas_layers = false;
+    auto sr = ModelSet::load(so);
+    if (sr.ok()) {
+      stock_set = *sr;
+      auto rr = EnsembleRunner::create(stock_set);
+      if (rr.ok()) stock_runner = std::move(rr).value();
+    }
+  }
   out["plan"] = {{"lanes", set->thread_plan().lanes}, {"threads_per_lane", set->thread_plan().threads_per_lane}};
+  out["blas"] = blas_library();
+  out["blas_layers"] = set->blas_layers();
   const auto& models = set_ref.models();
   std::vector<std::string> names = set_ref.names();
 
@@ -329,7 +353,7 @@ json run_crop(const ModelSet& set_ref, std::shared_ptr<const ModelSet> set, cons
       return json{{"ms_per_batch", jnum(t.median_ms)}, {"ms_per_face", jnum(t.median_ms / b)},
                   {"faces_per_s", jnum(1000.0 * b / t.median_ms, 2)}, {"reps", t.reps}};
     };
-    cv::setNumThreads(threads);  // the ensemble row below switches to the plan
+    set_inference_threads(threads);  // the ensemble row below switches to the plan
     for (size_t k = 0; k < models.size(); ++k) {
       say(o, "crop: " + models[k].card.name + " batch " + std::to_string(b));
       ocv[models[k].card.name] = entry(time_calls([&] { (void)runner.score_model(k, batch); }, min_time, 3, 1));
@@ -338,8 +362,12 @@ json run_crop(const ModelSet& set_ref, std::shared_ptr<const ModelSet> set, cons
       say(o, "crop: ensemble (models in turn) batch " + std::to_string(b));
       ocv["ensemble_sequential"] = entry(time_calls([&] { (void)seq_runner->score(batch); }, min_time, 3, 1));
     }
-    say(o, "crop: ensemble batch " + std::to_string(b));
     apply_thread_plan(set->thread_plan());
+    if (stock_runner) {
+      say(o, "crop: ensemble (OpenCV's own layers) batch " + std::to_string(b));
+      ocv["ensemble_opencv_layers"] = entry(time_calls([&] { (void)stock_runner->score(batch); }, min_time, 3, 1));
+    }
+    say(o, "crop: ensemble batch " + std::to_string(b));
     ocv["ensemble"] = entry(time_calls([&] { (void)runner.score(batch); }, min_time, 3, 1));
     row["opencv"] = ocv;
     json tr = json::object();
@@ -909,7 +937,7 @@ std::string format_tables(const json& r) {
     o << "\n[crop] ms per face (median call / batch size); sgemm " << fmt(g(c, "sgemm_gflops"), "%.1f") << " GFLOP/s; "
       << c.value("crops", 0) << " crops: " << c.value("crop_source", "") << "\n";
     if (c.contains("error")) o << "  error: " << g(c, "error").get<std::string>() << "\n";
-    std::snprintf(line, sizeof line, "  %-20s %5s %10s %9s %10s %9s %10s\n", "model", "batch", "opencv", "faces/s", "pytorch", "ocv/pt",
+    std::snprintf(line, sizeof line, "  %-22s %5s %10s %9s %10s %9s %10s\n", "model", "batch", "opencv", "faces/s", "pytorch", "ocv/pt",
                   "flop-limit");
     o << line;
     if (g(c, "batches").is_array()) {
@@ -918,7 +946,9 @@ std::string format_tables(const json& r) {
         for (auto it = g(row, "opencv").begin(); it != g(row, "opencv").end(); ++it) {
           if (it.key().rfind("ensemble", 0) != 0) names.push_back(it.key());
         }
-        if (g(row, "opencv").contains("ensemble_sequential")) names.push_back("ensemble_sequential");
+        for (const char* n : {"ensemble_sequential", "ensemble_opencv_layers"}) {
+          if (g(row, "opencv").contains(n)) names.push_back(n);
+        }
         names.push_back("ensemble");
         for (const auto& n : names) {
           const bool ens = n.rfind("ensemble", 0) == 0;  // both ensemble rows compare with PyTorch's ensemble
@@ -928,7 +958,7 @@ std::string format_tables(const json& r) {
                                    ? g(ov, "ms_per_face").get<double>() / g(tv, "ms_per_face").get<double>()
                                    : kNaN;
           const json lim = ens ? g(row, "limit_ms_per_face") : g(g(g(c, "models"), n), "limit_ms_per_face");
-          std::snprintf(line, sizeof line, "  %-20s %5d %10s %9s %10s %9s %10s\n", n.c_str(), g(row, "batch").get<int>(),
+          std::snprintf(line, sizeof line, "  %-22s %5d %10s %9s %10s %9s %10s\n", n.c_str(), g(row, "batch").get<int>(),
                         fmt(g(ov, "ms_per_face")).c_str(), fmt(g(ov, "faces_per_s"), "%.1f").c_str(),
                         fmt(g(tv, "ms_per_face")).c_str(), fmt(jnum(ratio, 3)).c_str(), fmt(lim).c_str());
           o << line;

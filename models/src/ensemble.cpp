@@ -19,6 +19,7 @@
 #include "dfm/common/log.h"
 #include "dfm/common/sha256.h"
 #include "dfm/models/models.h"
+#include "blas_layers.h"
 
 namespace fs = std::filesystem;
 
@@ -73,9 +74,13 @@ void configure_net(cv::dnn::Net& net, Backend b) {
   }
 }
 
-Result<cv::dnn::Net> read_net(const LoadedModel& m, Backend b) {
+Result<cv::dnn::Net> read_net(const LoadedModel& m, Backend b, bool blas_layers) {
   try {
-    cv::dnn::Net net = cv::dnn::readNetFromONNX(reinterpret_cast<const char*>(m.onnx_bytes.data()), m.onnx_bytes.size());
+    auto import = [&m] {
+      return cv::dnn::readNetFromONNX(reinterpret_cast<const char*>(m.onnx_bytes.data()), m.onnx_bytes.size());
+    };
+    // The BLAS layers are CPU code; other backends keep OpenCV's layers, which they can offload.
+    cv::dnn::Net net = blas_layers && b == Backend::kCpu && blas::optimized() ? blas::build_net(import) : import();
     if (net.empty()) return InvalidArgument(m.onnx_path + ": OpenCV DNN could not build a network");
     configure_net(net, b);
     return net;
@@ -245,6 +250,14 @@ Result<std::shared_ptr<const ModelSet>> ModelSet::load(const ModelSetOptions& o)
   auto set = std::shared_ptr<ModelSet>(new ModelSet());
   set->backend_ = resolve_backend(o.backend);
   set->batch_ = o.batch;
+  set->blas_layers_ = o.blas_layers;
+  if (o.blas_layers && set->backend_ == Backend::kCpu && !blas::optimized()) {
+    static std::atomic<bool> warned{false};
+    if (!warned.exchange(true)) {
+      get_logger("models")->warn("the BLAS library is not OpenBLAS ({}); convolutions run ~1.5x slower on OpenCV's "
+                                 "own kernels (install libopenblas0-pthread)", blas::library_name());
+    }
+  }
   double total = 0;
   for (size_t i = 0; i < names.size(); ++i) {
     double wgt = o.weights.empty() ? 1.0 : o.weights[i];
@@ -253,7 +266,7 @@ Result<std::shared_ptr<const ModelSet>> ModelSet::load(const ModelSetOptions& o)
     set->weights_.push_back(wgt);
     DFM_ASSIGN_OR_RETURN(LoadedModel m, load_one(o.dir, names[i]));
     // Validate the file against its card now, so a broken model fails at start-up, not mid-stream.
-    DFM_ASSIGN_OR_RETURN(cv::dnn::Net net, read_net(m, Backend::kCpu));
+    DFM_ASSIGN_OR_RETURN(cv::dnn::Net net, read_net(m, Backend::kCpu, o.blas_layers));
     std::vector<cv::Mat> probe{cv::Mat(m.card.height, m.card.width, CV_8UC3, cv::Scalar(128, 128, 128))};
     auto p = forward(net, m, probe);
     if (!p.ok()) return p.status();
@@ -274,9 +287,18 @@ Result<std::shared_ptr<const ModelSet>> ModelSet::load(const ModelSetOptions& o)
   return std::shared_ptr<const ModelSet>(set);
 }
 
-void apply_thread_plan(const ThreadPlan& plan) {
-  cv::setNumThreads(std::max(1, plan.threads_per_lane));
+void set_inference_threads(int n) {
+  cv::setNumThreads(std::max(1, n));
+  // BLAS on the calling thread: the BLAS layers split their products over OpenCV's pool, so there is
+  // one pool of inference threads, not a second one spinning beside it.
+  blas::set_threads(1);
 }
+
+void apply_thread_plan(const ThreadPlan& plan) { set_inference_threads(plan.threads_per_lane); }
+
+void set_blas_threads(int n) { blas::set_threads(n); }
+
+std::string blas_library() { return blas::library_name(); }
 
 namespace {
 
@@ -345,7 +367,7 @@ Result<std::unique_ptr<EnsembleRunner>> EnsembleRunner::create(std::shared_ptr<c
   if (!set) return InvalidArgument("EnsembleRunner: no model set");
   std::unique_ptr<EnsembleRunner> r(new EnsembleRunner(set));
   for (const auto& m : set->models()) {
-    DFM_ASSIGN_OR_RETURN(cv::dnn::Net net, read_net(m, set->backend()));
+    DFM_ASSIGN_OR_RETURN(cv::dnn::Net net, read_net(m, set->backend(), set->blas_layers()));
     r->impl_->nets.push_back(std::move(net));
   }
   for (int i = 1; i < set->thread_plan().lanes; ++i) r->impl_->lanes.push_back(std::make_unique<Lane>());

@@ -62,6 +62,7 @@ struct ModelSetOptions {
   int batch = 8;                    // crops per forward pass (clamped by each card's max_batch)
   int threads = 0;                  // inference threads in all; 0 = every core
   bool parallel = true;             // run the models side by side, splitting the threads (cpu backend)
+  bool blas_layers = true;          // convolutions and fully-connected layers through OpenBLAS (cpu backend)
 };
 
 // How an EnsembleRunner spreads one score() call: `lanes` models at a time (the caller's thread plus
@@ -85,6 +86,7 @@ class ModelSet {
   Backend backend() const { return backend_; }
   int batch() const { return batch_; }
   const ThreadPlan& thread_plan() const { return plan_; }
+  bool blas_layers() const { return blas_layers_; }
   std::vector<std::string> names() const;
 
  private:
@@ -92,11 +94,19 @@ class ModelSet {
   std::vector<double> weights_;
   Backend backend_ = Backend::kCpu;
   int batch_ = 8;
+  bool blas_layers_ = true;
   ThreadPlan plan_;
 };
 
-// Sets OpenCV's (process-wide) thread count to the plan's threads per lane.
+// Gives OpenCV's (process-wide) pool n threads and makes BLAS run on its caller's thread; the
+// BLAS-backed layers split their products over OpenCV's pool.
+void set_inference_threads(int n);
+// set_inference_threads(plan.threads_per_lane).
 void apply_thread_plan(const ThreadPlan& plan);
+// The BLAS library's own thread count (OpenBLAS; for measuring raw sgemm speed).
+void set_blas_threads(int n);
+// Which BLAS library the process runs ("OpenBLAS ..." or "reference BLAS").
+std::string blas_library();
 
 // Scores of one face crop.
 struct FaceScore {
