@@ -38,6 +38,7 @@ Result<std::shared_ptr<const ModelSet>> load_models(const GlobalOptions& g, cons
   o.batch = r.batch;
   o.threads = g.threads > 0 ? g.threads : r.threads;  // --threads wins when given
   o.parallel = !g.sequential_models;
+  o.blas_layers = !g.opencv_layers;
   auto set = ModelSet::load(o);
   if (set.ok()) {
     const ThreadPlan& plan = (*set)->thread_plan();

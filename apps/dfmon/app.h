@@ -29,6 +29,7 @@ struct GlobalOptions {
   std::string backend = "auto";
   int threads = 0;         // 0 = OpenCV's default (all cores)
   bool sequential_models = false;  // ModelSetOptions::parallel = false
+  bool opencv_layers = false;      // ModelSetOptions::blas_layers = false
   std::string log_level = "info";
 };
 

@@ -30,6 +30,7 @@ struct BenchCliOptions {
   std::vector<std::string> checkpoints;
   std::vector<int> batches = {1, 4, 8};
   int max_streams = 16;
+  std::vector<int> live_streams;
   double live_window_s = 0;
 };
 
@@ -86,6 +87,9 @@ int run(const GlobalOptions& g, const BenchCliOptions& o) {
     if (n < 1 || n > 64) return fail(InvalidArgument("--batches: each must be within 1..64"));
   }
   if (o.max_streams < 1 || o.max_streams > 64) return fail(InvalidArgument("--max-streams: must be within 1..64"));
+  for (int n : o.live_streams) {
+    if (n < 1 || n > 64) return fail(InvalidArgument("--live-streams: each must be within 1..64"));
+  }
 
   b.source_dir = find_source_dir(o.source_dir);
   if (b.source_dir.empty()) {
@@ -108,6 +112,8 @@ int run(const GlobalOptions& g, const BenchCliOptions& o) {
   std::sort(b.batches.begin(), b.batches.end());
   b.batches.erase(std::unique(b.batches.begin(), b.batches.end()), b.batches.end());
   b.max_streams = o.max_streams;
+  b.live_streams = o.live_streams;
+  b.opencv_layers = g.opencv_layers;
   b.live_window_s = o.live_window_s;
   b.dfmon_exe = exe_path();
   b.rtsp_server_exe = (fs::path(b.dfmon_exe).parent_path() / "dfm_bench_rtsp_server").string();
@@ -152,6 +158,8 @@ void register_bench(CLI::App& root, GlobalOptions& g, int* exit_code) {
                   "NAME=PATH: build the PyTorch reference of model NAME from a training checkpoint instead of its ONNX weights");
   cmd->add_option("--batches", o->batches, "Batch sizes of the crop group")->delimiter(',')->capture_default_str();
   cmd->add_option("--max-streams", o->max_streams, "Live: never run more streams than this")->capture_default_str();
+  cmd->add_option("--live-streams", o->live_streams, "Live: measure exactly these stream counts (e.g. 8 or 6,8) instead of searching")
+      ->delimiter(',');
   cmd->add_option("--live-window", o->live_window_s, "Live: measured seconds per stream count (default 20, quick 6)");
   cmd->add_option("--source-dir", o->source_dir, "Source tree with bench/reference/ (default: found from the build)");
   cmd->add_flag("--keep-work", o->keep_work, "Keep the generated clips and configs");

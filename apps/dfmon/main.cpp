@@ -19,6 +19,8 @@ int main(int argc, char** argv) {
   root.add_option("--threads", g.threads, "Threads for inference (0 = all cores)");
   root.add_flag("--sequential-models", g.sequential_models,
                 "Run the ensemble's models one after another on all threads (default: side by side, threads split)");
+  root.add_flag("--opencv-layers", g.opencv_layers,
+                "Run convolutions and fully-connected layers on OpenCV's own kernels instead of OpenBLAS (for comparison)");
   root.add_option("--log-level", g.log_level, "trace|debug|info|warn|error|off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
 

@@ -619,6 +619,7 @@ json live_step(std::shared_ptr<const ModelSet> set, const BenchOptions& o, const
 
   const double startup_max = o.quick ? 25 : 30;
   std::vector<std::string> argv = {o.dfmon_exe, "--log-level", "warn"};
+  if (o.opencv_layers) argv.push_back("--opencv-layers");
   if (o.threads > 0) {
     argv.push_back("--threads");
     argv.push_back(std::to_string(o.threads));
@@ -772,9 +773,15 @@ json run_live(std::shared_ptr<const ModelSet> set, const BenchOptions& o) {
     return done[k].value("pass", false);
   };
   auto time_left = [&] { return seconds_since(t_start) < budget; };
-  const std::vector<int> ladder = o.quick ? std::vector<int>{1, 2} : std::vector<int>{1, 2, 4, 8};
+  const bool fixed = !o.live_streams.empty();
+  const std::vector<int> ladder = fixed ? o.live_streams : o.quick ? std::vector<int>{1, 2} : std::vector<int>{1, 2, 4, 8};
   int best = 0, first_fail = 0;
-  for (int k : ladder) {
+  if (fixed) {  // the given counts, each measured; the best is the largest that passed
+    for (int k : ladder) {
+      if (run(k)) best = std::max(best, k);
+    }
+  }
+  for (int k : fixed ? std::vector<int>{} : ladder) {
     if (k > o.max_streams) break;
     if (run(k)) best = k;
     else {
@@ -782,7 +789,7 @@ json run_live(std::shared_ptr<const ModelSet> set, const BenchOptions& o) {
       break;
     }
   }
-  if (!o.quick) {
+  if (!o.quick && !fixed) {
     // RSS at 8 streams is a target of its own: measure it even when fewer streams already failed.
     if (8 <= o.max_streams && !done.count(8) && time_left()) run(8);
     if (first_fail == 0) {

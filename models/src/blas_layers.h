@@ -21,14 +21,14 @@ std::string library_name();
 void set_threads(int n);
 
 // Runs `build` (which creates a cv::dnn::Net) with the BLAS layers registered for the layer types
-// "Convolution" and "InnerProduct", then creates every layer of the net before unregistering them,
+// "Convolution" and "InnerProduct" (and a vectorised "Erf", glibc's libmvec), then creates every layer of the net before unregistering them,
 // so the override applies to this net only (another OpenCV user in the process keeps OpenCV's
 // layers). Configurations the BLAS layers do not handle (grouped or 3-D convolutions, padding modes,
 // products of two inputs) get OpenCV's own layer. Serialised by a mutex; the net's layers must run on
 // the OpenCV CPU backend.
 cv::dnn::Net build_net(const std::function<cv::dnn::Net()>& build);
 
-// How many layers of `net` are BLAS layers (for tests and logs).
+// How many layers of `net` are ours (BLAS layers and Erf; for tests and logs).
 int count_layers(cv::dnn::Net& net);
 
 }  // namespace dfm::blas

@@ -6,6 +6,8 @@
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
 #include <opencv2/dnn.hpp>
 
 #include "dfm/models/models.h"
@@ -183,6 +185,43 @@ TEST(BlasInnerProduct, MatchesOpenCV) {
       EXPECT_LE(cv::norm(a, b, cv::NORM_INF) / std::max(1.0, cv::norm(a, cv::NORM_INF)), 1e-5)
           << "input dims " << c.in.size() << " axis " << c.axis << " " << c.act << ", " << mode.name;
     }
+  }
+  set_inference_threads(cv::getNumberOfCPUs());
+}
+
+TEST(ErfLayer, MatchesStdErf) {
+  if (!blas::optimized()) GTEST_SKIP() << "BLAS is " << blas::library_name();
+  auto erf_net = [] {
+    cv::dnn::LayerParams lp;
+    lp.name = "erf";
+    lp.type = "Erf";
+    cv::dnn::Net n;
+    n.addLayerToPrev(lp.name, lp.type, lp);
+    n.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
+    n.setPreferableTarget(cv::dnn::DNN_TARGET_CPU);
+    return n;
+  };
+  for (const ThreadMode& mode : kModes) {
+    apply(mode);
+    cv::dnn::Net ours = blas::build_net(erf_net);
+    ASSERT_EQ(blas::count_layers(ours), 1);
+    // 3 x 7 x 1001 values over [-6, 6] (odd count: the vector loop's tail runs too), and edges.
+    std::vector<int> shape{3, 7, 1001};
+    cv::Mat in(3, shape.data(), CV_32F);
+    float* x = in.ptr<float>();
+    for (size_t i = 0; i < in.total(); ++i)
+      x[i] = -6.f + 12.f * static_cast<float>(i) / static_cast<float>(in.total() - 1);
+    x[0] = 0.f;
+    x[1] = -0.f;
+    x[2] = 1e-30f;
+    x[3] = std::numeric_limits<float>::infinity();
+    x[4] = -std::numeric_limits<float>::infinity();
+    const cv::Mat y = run(ours, in);
+    double worst = 0;
+    for (size_t i = 0; i < in.total(); ++i) {
+      worst = std::max(worst, std::abs(static_cast<double>(y.ptr<float>()[i]) - std::erf(static_cast<double>(x[i]))));
+    }
+    EXPECT_LE(worst, 1e-6) << mode.name;
   }
   set_inference_threads(cv::getNumberOfCPUs());
 }

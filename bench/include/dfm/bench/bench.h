@@ -41,6 +41,8 @@ struct BenchOptions {
   std::string rtsp_server_exe;         // dfm_bench_rtsp_server
   std::vector<int> batches = {1, 4, 8};
   int max_streams = 16;                // live: never try more streams than this
+  std::vector<int> live_streams;       // live: exactly these stream counts (no search); empty = search
+  bool opencv_layers = false;          // passed to `dfmon watch` (--opencv-layers)
   double live_window_s = 0;            // live: measured seconds per step (0 = 20, quick 6)
   std::function<void(const std::string&)> log;  // progress lines (stderr)
 };
