@@ -124,24 +124,24 @@ TEST_P(BlasConvTest, MatchesOpenCV) {
   set_inference_threads(cv::getNumberOfCPUs());
 }
 
-// ResNet-18 at 112 px has 56..4 px planes (per-image and batched products), 7x7/s2 stem, 1x1/s2
-// shortcuts; cases 10-11 are big enough to be split across threads (an image's product; a batched
-// product of small planes); the rest are edges: padding that differs per axis, oversized padding,
-// dilation, a 1x1/s1 direct product.
+// ResNet-18 at 112 px has 56..4 px planes (per-image and batched products), a 7x7/s2 stem (here on 8
+// channels: on 3 it stays OpenCV's), 1x1/s2 shortcuts; cases 10-11 are big enough to be split across threads (an
+// image's product; a batched product of small planes); the rest are edges: padding that differs per axis, oversized
+// padding, dilation, a 1x1/s1 direct product.
 INSTANTIATE_TEST_SUITE_P(Configs, BlasConvTest,
-                         ::testing::Values(ConvCase{2, 3, 112, 112, 16, 7, 7, 2, 1, {3, 3, 3, 3}, false, "PReLU"},
+                         ::testing::Values(ConvCase{2, 8, 112, 112, 16, 7, 7, 2, 1, {3, 3, 3, 3}, false, "PReLU"},
                                            ConvCase{3, 16, 28, 28, 16, 3, 3, 1, 1, {1, 1, 1, 1}, true, "ReLU"},
                                            ConvCase{3, 16, 28, 28, 32, 3, 3, 2, 1, {1, 1, 1, 1}, true, ""},
                                            ConvCase{3, 16, 28, 28, 32, 1, 1, 2, 1, {0, 0, 0, 0}, true, ""},
                                            ConvCase{2, 32, 4, 4, 48, 3, 3, 1, 1, {1, 1, 1, 1}, true, "ReLU"},
                                            ConvCase{1, 8, 9, 7, 5, 3, 3, 2, 1, {1, 0, 1, 0}, true, ""},
-                                           ConvCase{2, 4, 15, 15, 6, 3, 3, 1, 2, {2, 2, 2, 2}, false, "PReLU"},
-                                           ConvCase{2, 4, 6, 6, 6, 3, 5, 1, 1, {3, 3, 3, 3}, true, ""},
+                                           ConvCase{2, 8, 15, 15, 6, 3, 3, 1, 2, {2, 2, 2, 2}, false, "PReLU"},
+                                           ConvCase{2, 8, 6, 6, 6, 3, 5, 1, 1, {3, 3, 3, 3}, true, ""},
                                            ConvCase{2, 24, 20, 20, 12, 1, 1, 1, 1, {0, 0, 0, 0}, true, "ReLU"},
                                            ConvCase{3, 8, 5, 5, 16, 3, 3, 1, 1, {1, 1, 1, 1}, true, "Power+ReLU"},
                                            ConvCase{1, 32, 28, 28, 64, 3, 3, 1, 1, {1, 1, 1, 1}, true, "ReLU"},
                                            ConvCase{4, 64, 7, 7, 128, 3, 3, 1, 1, {1, 1, 1, 1}, true, "PReLU"},
-                                           ConvCase{1, 3, 1, 1, 2, 1, 1, 1, 1, {0, 0, 0, 0}, true, ""}));
+                                           ConvCase{1, 9, 1, 1, 2, 1, 1, 1, 1, {0, 0, 0, 0}, true, ""}));
 
 cv::dnn::Net fc_net(int nin, int nout, int axis, bool bias, const std::string& act) {
   cv::dnn::LayerParams lp;
@@ -244,6 +244,10 @@ TEST(BlasLayers, UnsupportedConfigurationsKeepOpenCVLayers) {
   EXPECT_EQ(blas::count_layers(g), 0);
   g.setInput(random_blob({1, 4, 8, 8}, 2));
   EXPECT_EQ(g.forward().size[1], 4);
+  // An RGB stem (3 input channels) is faster on OpenCV's kernel.
+  ConvCase stem{1, 3, 32, 32, 8, 7, 7, 2, 1, {3, 3, 3, 3}, true, ""};
+  cv::dnn::Net s = blas::build_net([&] { return conv_net(stem); });
+  EXPECT_EQ(blas::count_layers(s), 0);
 }
 
 TEST(BlasLayers, OverrideIsScopedToOneNet) {
