@@ -250,10 +250,10 @@ json run_crop(const ModelSet& set_ref, std::shared_ptr<const ModelSet> set, cons
     return out;
   }
   EnsembleRunner& runner = **runner_r;
-  // The same models one after another on every thread (--sequential-models), for comparison.
-  std::shared_ptr<const ModelSet> seq_set;
-  std::unique_ptr<EnsembleRunner> seq_runner;
-  if (set->thread_plan().lanes > 1) {
+  // Variants of the product's set, measured beside it for comparison: the same models one after another
+  // on every thread (--sequential-models), and the product's plan on OpenCV's own convolution /
+  // fully-connected kernels (--opencv-layers).
+  auto variant = [&](bool parallel, bool blas_layers) -> std::unique_ptr<EnsembleRunner> {
     ModelSetOptions so;
     so.dir = models_dir_of(set_ref);
     so.names = set_ref.names();
@@ -261,34 +261,16 @@ json run_crop(const ModelSet& set_ref, std::shared_ptr<const ModelSet> set, cons
     so.backend = set_ref.backend();
     so.batch = set_ref.batch();
     so.threads = threads;
-    so.parallel = false;
+    so.parallel = parallel;
+    so.blas_layers = blas_layers;
     auto sr = ModelSet::load(so);
-    if (sr.ok()) {
-      seq_set = *sr;
-      auto rr = EnsembleRunner::create(seq_set);
-      if (rr.ok()) seq_runner = std::move(rr).value();
-    }
-  }
-  // The product's plan with OpenCV's own convolution / fully-connected kernels (no BLAS layers), to
-  // show what those layers gain in the same run.
-  std::shared_ptr<const ModelSet> stock_set;
-  std::unique_ptr<EnsembleRunner> stock_runner;
-  if (set->blas_layers() && set->backend() == Backend::kCpu) {
-    ModelSetOptions so;
-    so.dir = models_dir_of(set_ref);
-    so.names = set_ref.names();
-    so.weights = set_ref.weights();
-    so.backend = set_ref.backend();
-    so.batch = set_ref.batch();
-    so.threads = threads;
-    so.blas_layers = false;
-    auto sr = ModelSet::load(so);
-    if (sr.ok()) {
-      stock_set = *sr;
-      auto rr = EnsembleRunner::create(stock_set);
-      if (rr.ok()) stock_runner = std::move(rr).value();
-    }
-  }
+    if (!sr.ok()) return nullptr;
+    auto rr = EnsembleRunner::create(*sr);  // the runner keeps its set alive
+    return rr.ok() ? std::move(rr).value() : nullptr;
+  };
+  std::unique_ptr<EnsembleRunner> seq_runner, stock_runner;
+  if (set->thread_plan().lanes > 1) seq_runner = variant(false, set->blas_layers());
+  if (set->blas_layers() && set->backend() == Backend::kCpu) stock_runner = variant(true, false);
   out["plan"] = {{"lanes", set->thread_plan().lanes}, {"threads_per_lane", set->thread_plan().threads_per_lane}};
   out["blas"] = blas_library();
   out["blas_layers"] = set->blas_layers();

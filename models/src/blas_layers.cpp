@@ -155,12 +155,28 @@ bool fuse_activation(Epilogue& e, const cv::Ptr<ActivationLayer>& a) {
   return true;
 }
 
+// A weight blob as a rows x (rest) matrix, sharing its data (one copy of the weights in memory).
+Mat as_rows(const Mat& w, int rows) {
+  return (w.isContinuous() ? w : w.clone()).reshape(1, rows);
+}
+
+// What the BLAS layers share: CPU only, a fused activation applied in their epilogue.
+class BlasLayer : public Layer {
+ public:
+  explicit BlasLayer(const LayerParams& p) : Layer(p) { blobs = p.blobs; }
+  bool supportBackend(int backend_id) override { return backend_id == cv::dnn::DNN_BACKEND_OPENCV; }
+  bool setActivation(const cv::Ptr<ActivationLayer>& a) override { return fuse_activation(epi_, a); }
+
+ protected:
+  Epilogue epi_;
+};
+
 // 2-D convolution, group 1, as im2col + sgemm. Images whose output plane is large enough get one
 // product each, written straight into the output; small planes (deep layers) are gathered across the
 // batch into one wider product, which BLAS runs far more efficiently than many thin ones.
-class ConvLayer : public Layer {
+class ConvLayer : public BlasLayer {
  public:
-  ConvLayer(const LayerParams& p, const cv::dnn::BaseConvolutionLayer& parsed) : Layer(p) {
+  ConvLayer(const LayerParams& p, const cv::dnn::BaseConvolutionLayer& parsed) : BlasLayer(p) {
     const Mat& w = p.blobs[0];
     oc_ = w.size[0];
     ic_ = w.size[1];
@@ -174,12 +190,9 @@ class ConvLayer : public Layer {
     pew_ = static_cast<int>(parsed.pads_end[1]);
     dh_ = static_cast<int>(parsed.dilations[0]);
     dw_ = static_cast<int>(parsed.dilations[1]);
-    weights_ = w.reshape(1, oc_).clone();
+    weights_ = as_rows(w, oc_);
     if (p.blobs.size() > 1 && p.get<bool>("bias_term", true)) epi_.bias = p.blobs[1].reshape(1, 1).clone();
-    blobs = p.blobs;
   }
-
-  bool supportBackend(int backend_id) override { return backend_id == cv::dnn::DNN_BACKEND_OPENCV; }
 
   bool getMemoryShapes(const std::vector<MatShape>& in, const int, std::vector<MatShape>& out,
                        std::vector<MatShape>&) const override {
@@ -190,8 +203,6 @@ class ConvLayer : public Layer {
     out.assign(1, MatShape{in[0][0], oc_, oh, ow});
     return false;
   }
-
-  bool setActivation(const cv::Ptr<ActivationLayer>& a) override { return fuse_activation(epi_, a); }
 
   void forward(cv::InputArrayOfArrays in_arr, cv::OutputArrayOfArrays out_arr, cv::OutputArrayOfArrays) override {
     std::vector<Mat> in, out;
@@ -319,7 +330,6 @@ class ConvLayer : public Layer {
 
   int oc_, ic_, kh_, kw_, sh_, sw_, ph_, pw_, peh_, pew_, dh_, dw_;
   Mat weights_;  // oc x (ic*kh*kw)
-  Epilogue epi_;
   // Reused across calls (a net runs one forward pass at a time): patch buffers, one per parallel part,
   // and the batched product before it is scattered into the output.
   std::vector<std::vector<float>> col_;
@@ -327,19 +337,16 @@ class ConvLayer : public Layer {
 };
 
 // Fully-connected layer with constant weights: out = in * W^T + b over the dims from `axis` on.
-class InnerProductLayer : public Layer {
+class InnerProductLayer : public BlasLayer {
  public:
-  explicit InnerProductLayer(const LayerParams& p) : Layer(p) {
+  explicit InnerProductLayer(const LayerParams& p) : BlasLayer(p) {
     const Mat& w = p.blobs[0];
     nout_ = w.size[0];
     nin_ = static_cast<int>(w.total() / static_cast<size_t>(nout_));
-    weights_ = w.reshape(1, nout_).clone();
+    weights_ = as_rows(w, nout_);
     axis_ = p.get<int>("axis", 1);
     if (p.blobs.size() > 1 && p.get<bool>("bias_term", true)) epi_.bias = p.blobs[1].reshape(1, 1).clone();
-    blobs = p.blobs;
   }
-
-  bool supportBackend(int backend_id) override { return backend_id == cv::dnn::DNN_BACKEND_OPENCV; }
 
   bool getMemoryShapes(const std::vector<MatShape>& in, const int, std::vector<MatShape>& out,
                        std::vector<MatShape>&) const override {
@@ -351,8 +358,6 @@ class InnerProductLayer : public Layer {
     out.assign(1, s);
     return false;
   }
-
-  bool setActivation(const cv::Ptr<ActivationLayer>& a) override { return fuse_activation(epi_, a); }
 
   void forward(cv::InputArrayOfArrays in_arr, cv::OutputArrayOfArrays out_arr, cv::OutputArrayOfArrays) override {
     std::vector<Mat> in, out;
@@ -386,7 +391,6 @@ class InnerProductLayer : public Layer {
  private:
   int nout_, nin_, axis_;
   Mat weights_;  // nout x nin
-  Epilogue epi_;
 };
 
 // erf, element-wise (the ViT's GELU). OpenCV's Erf layer calls scalar erff per value, 3.4% of a
