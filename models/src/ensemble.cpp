@@ -7,19 +7,18 @@
 #include <fstream>
 #include <functional>
 #include <mutex>
-#include <numeric>
-#include <set>
-#include <thread>
-
 #include <nlohmann/json.hpp>
+#include <numeric>
 #include <opencv2/core/ocl.hpp>
 #include <opencv2/dnn.hpp>
 #include <opencv2/imgproc.hpp>
+#include <set>
+#include <thread>
 
+#include "blas_layers.h"
 #include "dfm/common/log.h"
 #include "dfm/common/sha256.h"
 #include "dfm/models/models.h"
-#include "blas_layers.h"
 
 namespace fs = std::filesystem;
 
@@ -35,10 +34,14 @@ Result<Backend> parse_backend(const std::string& name) {
 
 const char* backend_name(Backend b) {
   switch (b) {
-    case Backend::kAuto: return "auto";
-    case Backend::kCuda: return "cuda";
-    case Backend::kOpenCL: return "opencl";
-    case Backend::kCpu: return "cpu";
+    case Backend::kAuto:
+      return "auto";
+    case Backend::kCuda:
+      return "cuda";
+    case Backend::kOpenCL:
+      return "opencl";
+    case Backend::kCpu:
+      return "cpu";
   }
   return "?";
 }
@@ -254,8 +257,10 @@ Result<std::shared_ptr<const ModelSet>> ModelSet::load(const ModelSetOptions& o)
   if (o.blas_layers && set->backend_ == Backend::kCpu && !blas::optimized()) {
     static std::atomic<bool> warned{false};
     if (!warned.exchange(true)) {
-      get_logger("models")->warn("the BLAS library is not OpenBLAS ({}); convolutions run ~1.5x slower on OpenCV's "
-                                 "own kernels (install libopenblas0-pthread)", blas::library_name());
+      get_logger("models")->warn(
+          "the BLAS library is not OpenBLAS ({}); convolutions run ~1.5x slower on OpenCV's "
+          "own kernels (install libopenblas0-pthread)",
+          blas::library_name());
     }
   }
   double total = 0;
@@ -294,11 +299,17 @@ void set_inference_threads(int n) {
   blas::set_threads(1);
 }
 
-void apply_thread_plan(const ThreadPlan& plan) { set_inference_threads(plan.threads_per_lane); }
+void apply_thread_plan(const ThreadPlan& plan) {
+  set_inference_threads(plan.threads_per_lane);
+}
 
-void set_blas_threads(int n) { blas::set_threads(n); }
+void set_blas_threads(int n) {
+  blas::set_threads(n);
+}
 
-std::string blas_library() { return blas::library_name(); }
+std::string blas_library() {
+  return blas::library_name();
+}
 
 namespace {
 
@@ -356,7 +367,8 @@ class Lane {
 }  // namespace
 
 struct EnsembleRunner::Impl {
-  std::vector<cv::dnn::Net> nets;
+  // nets[lane][model]: every lane has its own Net of every model (a Net runs one pass at a time).
+  std::vector<std::vector<cv::dnn::Net>> nets;
   std::vector<std::unique_ptr<Lane>> lanes;  // plan.lanes - 1; lane 0 is the calling thread
 };
 
@@ -366,32 +378,43 @@ EnsembleRunner::~EnsembleRunner() = default;
 Result<std::unique_ptr<EnsembleRunner>> EnsembleRunner::create(std::shared_ptr<const ModelSet> set) {
   if (!set) return InvalidArgument("EnsembleRunner: no model set");
   std::unique_ptr<EnsembleRunner> r(new EnsembleRunner(set));
-  for (const auto& m : set->models()) {
-    DFM_ASSIGN_OR_RETURN(cv::dnn::Net net, read_net(m, set->backend(), set->blas_layers()));
-    r->impl_->nets.push_back(std::move(net));
+  const int lanes = std::max(1, set->thread_plan().lanes);
+  r->impl_->nets.resize(static_cast<size_t>(lanes));
+  for (auto& lane_nets : r->impl_->nets) {
+    for (const auto& m : set->models()) {
+      DFM_ASSIGN_OR_RETURN(cv::dnn::Net net, read_net(m, set->backend(), set->blas_layers()));
+      lane_nets.push_back(std::move(net));
+    }
   }
-  for (int i = 1; i < set->thread_plan().lanes; ++i) r->impl_->lanes.push_back(std::make_unique<Lane>());
+  for (int i = 1; i < lanes; ++i) r->impl_->lanes.push_back(std::make_unique<Lane>());
   // Warm-up: the first forward pass allocates and picks kernels; keep that out of measured latency.
-  std::vector<cv::Mat> warm{cv::Mat(224, 224, CV_8UC3, cv::Scalar(0, 0, 0))};
-  auto w = r->score(warm);
-  if (!w.ok()) return w.status();
+  // One crop (models split across lanes) and two per lane (crops split) reach every Net.
+  for (size_t n : {size_t{1}, 2 * static_cast<size_t>(lanes)}) {
+    std::vector<cv::Mat> warm(n, cv::Mat(224, 224, CV_8UC3, cv::Scalar(0, 0, 0)));
+    auto w = r->score(warm);
+    if (!w.ok()) return w.status();
+  }
   return r;
 }
 
 Result<std::vector<float>> EnsembleRunner::score_model(size_t k, const std::vector<cv::Mat>& crops) {
+  return score_on(0, k, crops.begin(), crops.end());
+}
+
+Result<std::vector<float>> EnsembleRunner::score_on(size_t lane, size_t k, std::vector<cv::Mat>::const_iterator first,
+                                                    std::vector<cv::Mat>::const_iterator last) {
   if (k >= set_->models().size()) return InvalidArgument("model index out of range");
-  for (const auto& c : crops) {
-    if (c.empty() || c.type() != CV_8UC3) return InvalidArgument("crops must be non-empty 8-bit BGR images");
+  for (auto it = first; it != last; ++it) {
+    if (it->empty() || it->type() != CV_8UC3) return InvalidArgument("crops must be non-empty 8-bit BGR images");
   }
   const LoadedModel& m = set_->models()[k];
   int chunk = set_->batch();
   if (m.card.max_batch > 0) chunk = std::min(chunk, m.card.max_batch);
   std::vector<float> out;
-  out.reserve(crops.size());
-  for (size_t i = 0; i < crops.size(); i += static_cast<size_t>(chunk)) {
-    std::vector<cv::Mat> part(crops.begin() + static_cast<long>(i),
-                              crops.begin() + static_cast<long>(std::min(crops.size(), i + static_cast<size_t>(chunk))));
-    DFM_ASSIGN_OR_RETURN(std::vector<float> p, forward(impl_->nets[k], m, part));
+  out.reserve(static_cast<size_t>(last - first));
+  for (auto it = first; it < last; it += std::min<long>(chunk, last - it)) {
+    std::vector<cv::Mat> part(it, it + std::min<long>(chunk, last - it));
+    DFM_ASSIGN_OR_RETURN(std::vector<float> p, forward(impl_->nets[lane][k], m, part));
     out.insert(out.end(), p.begin(), p.end());
   }
   return out;
@@ -400,27 +423,39 @@ Result<std::vector<float>> EnsembleRunner::score_model(size_t k, const std::vect
 Result<std::vector<FaceScore>> EnsembleRunner::score(const std::vector<cv::Mat>& crops) {
   const size_t n_models = set_->models().size();
   const size_t n_lanes = impl_->lanes.size() + 1;
-  std::vector<Result<std::vector<float>>> per(n_models, Result<std::vector<float>>(Internal("not run")));
-  // Lane j runs models j, j + lanes, ...; each model's Net is only ever touched by its lane.
+  const size_t n = crops.size();
+  // With at least two crops per lane each lane runs every model on its share of the crops, so the
+  // lanes finish together; with fewer, lane j runs models j, j + lanes, ... on all of them (ResNet-18
+  // costs ~1.6x the ViT per face, so splitting by model leaves one lane idle part of the time).
+  const bool by_crops = n_lanes > 1 && n >= 2 * n_lanes;
+  // per[lane][model]: P(fake) of the lane's crops (by_crops) or of all crops (by model).
+  std::vector<std::vector<Result<std::vector<float>>>> per(
+      n_lanes, std::vector<Result<std::vector<float>>>(n_models, Result<std::vector<float>>(Internal("not run"))));
+  auto share = [&](size_t lane) { return std::make_pair(n * lane / n_lanes, n * (lane + 1) / n_lanes); };
   auto run_lane = [&](size_t lane) {
-    for (size_t k = lane; k < n_models; k += n_lanes) {
+    for (size_t k = by_crops ? 0 : lane; k < n_models; k += by_crops ? 1 : n_lanes) {
       try {
-        per[k] = score_model(k, crops);
+        const auto [lo, hi] = by_crops ? share(lane) : std::make_pair(size_t{0}, n);
+        per[lane][k] = score_on(lane, k, crops.begin() + static_cast<long>(lo), crops.begin() + static_cast<long>(hi));
       } catch (const std::exception& e) {  // nothing may escape a lane (or leave score() with lanes running)
-        per[k] = Internal(set_->models()[k].onnx_path + ": inference failed: " + e.what());
+        per[lane][k] = Internal(set_->models()[k].onnx_path + ": inference failed: " + e.what());
       } catch (...) {
-        per[k] = Internal(set_->models()[k].onnx_path + ": inference failed");
+        per[lane][k] = Internal(set_->models()[k].onnx_path + ": inference failed");
       }
     }
   };
   for (size_t j = 1; j < n_lanes; ++j) impl_->lanes[j - 1]->post([&run_lane, j] { run_lane(j); });
   run_lane(0);
   for (auto& lane : impl_->lanes) lane->wait();
-  std::vector<FaceScore> scores(crops.size());
+  std::vector<FaceScore> scores(n);
   for (size_t k = 0; k < n_models; ++k) {
-    if (!per[k].ok()) return per[k].status();
-    const std::vector<float>& p = per[k].value();
-    for (size_t i = 0; i < crops.size(); ++i) scores[i].per_model.push_back(p[i]);
+    for (size_t lane = 0; lane < n_lanes; ++lane) {
+      if (!by_crops && k % n_lanes != lane) continue;
+      if (!per[lane][k].ok()) return per[lane][k].status();
+      const std::vector<float>& p = per[lane][k].value();
+      const size_t lo = by_crops ? share(lane).first : 0;
+      for (size_t i = 0; i < p.size(); ++i) scores[lo + i].per_model.push_back(p[i]);
+    }
   }
   for (auto& s : scores) s.ensemble = ensemble_mean(s.per_model, set_->weights());
   return scores;

@@ -65,9 +65,10 @@ struct ModelSetOptions {
   bool blas_layers = true;          // convolutions and fully-connected layers through OpenBLAS (cpu backend)
 };
 
-// How an EnsembleRunner spreads one score() call: `lanes` models at a time (the caller's thread plus
-// lanes - 1 runner-owned threads), each forward pass on `threads_per_lane` OpenCV threads. Two models
-// on one thread each beat both in turn on two threads (measured 11-16% at batch 1-8 on 2 cores:
+// How an EnsembleRunner spreads one score() call over `lanes` (the caller's thread plus lanes - 1
+// runner-owned threads), each forward pass on `threads_per_lane` OpenCV threads: with at least two
+// crops per lane each lane runs every model on its share of the crops; with fewer, the lanes split the
+// models. Lanes beat both models in turn on two threads (measured 11-16% at batch 1-8 on 2 cores:
 // small layers scale poorly across threads). OpenCV's thread count is process-wide, so the app applies
 // it once with apply_thread_plan().
 struct ThreadPlan {
@@ -124,8 +125,8 @@ std::vector<float> softmax(const float* logits, int n);
 // Weighted mean of per-model probabilities (weights sum to 1).
 float ensemble_mean(const std::vector<float>& per_model, const std::vector<double>& weights);
 
-// Per-thread inference: owns one cv::dnn::Net per model, and the lane threads of the set's ThreadPlan
-// (stopped and joined by the destructor). Not thread-safe; create one per worker.
+// Per-thread inference: owns one cv::dnn::Net per model per lane, and the lane threads of the set's
+// ThreadPlan (stopped and joined by the destructor). Not thread-safe; create one per worker.
 class EnsembleRunner {
  public:
   static Result<std::unique_ptr<EnsembleRunner>> create(std::shared_ptr<const ModelSet> set);
@@ -139,6 +140,9 @@ class EnsembleRunner {
  private:
   struct Impl;
   explicit EnsembleRunner(std::shared_ptr<const ModelSet> set);
+  // Model k on crops [first, last) with lane `lane`'s Net, in chunks of the batch size.
+  Result<std::vector<float>> score_on(size_t lane, size_t k, std::vector<cv::Mat>::const_iterator first,
+                                      std::vector<cv::Mat>::const_iterator last);
   std::shared_ptr<const ModelSet> set_;
   std::unique_ptr<Impl> impl_;
 };
