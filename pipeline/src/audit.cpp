@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <map>
 
 #include "dfm/common/log.h"
@@ -116,7 +117,9 @@ InputReport Auditor::audit(const std::string& source, const std::function<void(c
   Status failure;
   while (true) {
     if (cancel && cancel->load()) {
-      failure = Cancelled(source + ": audit cancelled");
+      char at[32];
+      std::snprintf(at, sizeof at, "%.1f", last_t);
+      failure = Cancelled(source + ": audit interrupted at " + at + " s");
       break;
     }
     auto next = (*dec)->next();
