@@ -112,8 +112,8 @@ def fleet(dfmon, models, samples, work, redis):
     open(zero, "wb").close()
     missing = os.path.join(work, "missing.mp4")
     inputs = good + [os.path.dirname(copy), zero, missing]  # a directory expands like `dfmon audit`
-    # 10 analysed frames/s keeps a clip busy for seconds even on a fast machine.
-    code, out, err = enqueue(dfmon, redis.url, inputs, ["--sample-fps", "10"])
+    # Every frame analysed (25/s) keeps a clip busy for a second or more even on a fast machine.
+    code, out, err = enqueue(dfmon, redis.url, inputs, ["--sample-fps", "25"])
     if code != 0:
         fail("enqueue exit %d: %s" % (code, err))
     doc = json.loads(out)
@@ -217,7 +217,7 @@ def fleet(dfmon, models, samples, work, redis):
 def sigterm(dfmon, models, samples, work, redis):
     clip = os.path.join(samples, "clips", "real_hamilton.mp4")
     code, out, err = enqueue(dfmon, redis.url + "?stream=term", [clip],
-                             ["--out", os.path.join(work, "term"), "--sample-fps", "10"])
+                             ["--out", os.path.join(work, "term"), "--sample-fps", "25"])
     if code != 0:
         fail("enqueue exit %d: %s" % (code, err))
     jid = json.loads(out)["jobs"][0]["id"]
