@@ -163,7 +163,7 @@ Mat as_rows(const Mat& w, int rows) {
 // What the BLAS layers share: CPU only, a fused activation applied in their epilogue.
 class BlasLayer : public Layer {
  public:
-  explicit BlasLayer(const LayerParams& p) : Layer(p) { blobs = p.blobs; }
+  explicit BlasLayer(const LayerParams& p) : Layer(p) {}  // Layer(p) keeps the blobs
   bool supportBackend(int backend_id) override { return backend_id == cv::dnn::DNN_BACKEND_OPENCV; }
   bool setActivation(const cv::Ptr<ActivationLayer>& a) override { return fuse_activation(epi_, a); }
 

@@ -7,13 +7,14 @@
 #include <fstream>
 #include <functional>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <numeric>
+#include <set>
+#include <thread>
+
+#include <nlohmann/json.hpp>
 #include <opencv2/core/ocl.hpp>
 #include <opencv2/dnn.hpp>
 #include <opencv2/imgproc.hpp>
-#include <set>
-#include <thread>
 
 #include "blas_layers.h"
 #include "dfm/common/log.h"
@@ -34,14 +35,10 @@ Result<Backend> parse_backend(const std::string& name) {
 
 const char* backend_name(Backend b) {
   switch (b) {
-    case Backend::kAuto:
-      return "auto";
-    case Backend::kCuda:
-      return "cuda";
-    case Backend::kOpenCL:
-      return "opencl";
-    case Backend::kCpu:
-      return "cpu";
+    case Backend::kAuto: return "auto";
+    case Backend::kCuda: return "cuda";
+    case Backend::kOpenCL: return "opencl";
+    case Backend::kCpu: return "cpu";
   }
   return "?";
 }
@@ -388,7 +385,7 @@ Result<std::unique_ptr<EnsembleRunner>> EnsembleRunner::create(std::shared_ptr<c
   }
   for (int i = 1; i < lanes; ++i) r->impl_->lanes.push_back(std::make_unique<Lane>());
   // Warm-up: the first forward pass allocates and picks kernels; keep that out of measured latency.
-  // One crop (models split across lanes) and two per lane (crops split) reach every Net.
+  // One crop (the lanes split the models) and two per lane (the lanes split the crops: every Net runs).
   for (size_t n : {size_t{1}, 2 * static_cast<size_t>(lanes)}) {
     std::vector<cv::Mat> warm(n, cv::Mat(224, 224, CV_8UC3, cv::Scalar(0, 0, 0)));
     auto w = r->score(warm);
@@ -397,16 +394,25 @@ Result<std::unique_ptr<EnsembleRunner>> EnsembleRunner::create(std::shared_ptr<c
   return r;
 }
 
+namespace {
+
+Status check_crops(const std::vector<cv::Mat>& crops) {
+  for (const auto& c : crops) {
+    if (c.empty() || c.type() != CV_8UC3) return InvalidArgument("crops must be non-empty 8-bit BGR images");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<std::vector<float>> EnsembleRunner::score_model(size_t k, const std::vector<cv::Mat>& crops) {
+  DFM_RETURN_IF_ERROR(check_crops(crops));
   return score_on(0, k, crops.begin(), crops.end());
 }
 
 Result<std::vector<float>> EnsembleRunner::score_on(size_t lane, size_t k, std::vector<cv::Mat>::const_iterator first,
                                                     std::vector<cv::Mat>::const_iterator last) {
   if (k >= set_->models().size()) return InvalidArgument("model index out of range");
-  for (auto it = first; it != last; ++it) {
-    if (it->empty() || it->type() != CV_8UC3) return InvalidArgument("crops must be non-empty 8-bit BGR images");
-  }
   const LoadedModel& m = set_->models()[k];
   int chunk = set_->batch();
   if (m.card.max_batch > 0) chunk = std::min(chunk, m.card.max_batch);
@@ -423,6 +429,7 @@ Result<std::vector<float>> EnsembleRunner::score_on(size_t lane, size_t k, std::
 Result<std::vector<FaceScore>> EnsembleRunner::score(const std::vector<cv::Mat>& crops) {
   const size_t n_models = set_->models().size();
   const size_t n_lanes = impl_->lanes.size() + 1;
+  DFM_RETURN_IF_ERROR(check_crops(crops));
   const size_t n = crops.size();
   // With at least two crops per lane each lane runs every model on its share of the crops, so the
   // lanes finish together; with fewer, lane j runs models j, j + lanes, ... on all of them (ResNet-18

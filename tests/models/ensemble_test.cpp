@@ -21,8 +21,7 @@ using testing::load_expected;
 using testing::render_recipe;
 using testing::tiny_dir;
 
-std::shared_ptr<const ModelSet> load_set(std::vector<std::string> names, std::vector<double> weights = {},
-                                         int batch = 8) {
+std::shared_ptr<const ModelSet> load_set(std::vector<std::string> names, std::vector<double> weights = {}, int batch = 8) {
   ModelSetOptions o;
   o.dir = tiny_dir();
   o.names = std::move(names);
@@ -55,8 +54,7 @@ fs::path scratch(const std::string& name) {
   return d;
 }
 
-Status load_status(const std::string& dir, std::vector<std::string> names = {}, std::vector<double> weights = {},
-                   int batch = 8) {
+Status load_status(const std::string& dir, std::vector<std::string> names = {}, std::vector<double> weights = {}, int batch = 8) {
   ModelSetOptions o;
   o.dir = dir;
   o.names = std::move(names);
@@ -143,8 +141,7 @@ TEST(EnsembleRunner, ScoreModelMatchesPyTorchPerModel) {
   ASSERT_NE(runner, nullptr);
   auto p = runner->score_model(0, expected_inputs(e));
   ASSERT_TRUE(p.ok()) << p.status().to_string();
-  for (size_t i = 0; i < p->size(); ++i)
-    EXPECT_NEAR((*p)[i], e["models"]["tiny_b"]["probs"][i][1].get<double>(), 1e-4) << i;
+  for (size_t i = 0; i < p->size(); ++i) EXPECT_NEAR((*p)[i], e["models"]["tiny_b"]["probs"][i][1].get<double>(), 1e-4) << i;
   EXPECT_FALSE(runner->score_model(1, expected_inputs(e)).ok());  // index out of range
 }
 
@@ -166,8 +163,7 @@ TEST(EnsembleRunner, BatchOfFiveEqualsSingleCropScores) {
       auto single = runner->score({five[i]});
       ASSERT_TRUE(single.ok()) << single.status().to_string();
       for (size_t k = 0; k < 2; ++k) {
-        EXPECT_NEAR((*batched)[i].per_model[k], (*single)[0].per_model[k], 1e-5)
-            << "batch " << batch << " crop " << i << " model " << k;
+        EXPECT_NEAR((*batched)[i].per_model[k], (*single)[0].per_model[k], 1e-5) << "batch " << batch << " crop " << i << " model " << k;
       }
       EXPECT_NEAR((*batched)[i].ensemble, (*single)[0].ensemble, 1e-5);
     }
@@ -231,11 +227,11 @@ TEST(ThreadPlan, ModelsSideBySideSplitTheThreads) {
   auto eq = [](ThreadPlan p, int lanes, int per) { return p.lanes == lanes && p.threads_per_lane == per; };
   EXPECT_TRUE(eq(plan_of({"tiny_a", "tiny_b"}, 2, true), 2, 1));
   EXPECT_TRUE(eq(plan_of({"tiny_a", "tiny_b"}, 5, true), 2, 2));
-  EXPECT_TRUE(eq(plan_of({"tiny_a", "tiny_b"}, 2, false), 1, 2));           // --sequential-models
-  EXPECT_TRUE(eq(plan_of({"tiny_a", "tiny_b"}, 1, true), 1, 1));            // one thread: nothing to split
-  EXPECT_TRUE(eq(plan_of({"tiny_a"}, 2, true), 1, 2));                      // one model: all threads to it
+  EXPECT_TRUE(eq(plan_of({"tiny_a", "tiny_b"}, 2, false), 1, 2));  // --sequential-models
+  EXPECT_TRUE(eq(plan_of({"tiny_a", "tiny_b"}, 1, true), 1, 1));   // one thread: nothing to split
+  EXPECT_TRUE(eq(plan_of({"tiny_a"}, 2, true), 1, 2));             // one model: all threads to it
   EXPECT_TRUE(eq(plan_of({"tiny_a", "tiny_b", "tiny_a"}, 2, true), 2, 1));  // more models than threads
-  ThreadPlan all = plan_of({"tiny_a", "tiny_b"}, 0, true);                  // 0 = every core
+  ThreadPlan all = plan_of({"tiny_a", "tiny_b"}, 0, true);  // 0 = every core
   const int cores = std::max(1, cv::getNumberOfCPUs());
   EXPECT_EQ(all.lanes, cores > 1 ? 2 : 1);
   EXPECT_EQ(all.threads_per_lane, cores > 1 ? cores / 2 : 1);
@@ -253,8 +249,7 @@ TEST(ThreadPlan, SideBySideScoresEqualSequentialScores) {
   const json e = load_expected();
   ASSERT_TRUE(e.contains("inputs"));
   const auto crops = expected_inputs(e);
-  for (std::vector<std::string> names :
-       {std::vector<std::string>{"tiny_a", "tiny_b"}, {"tiny_b", "tiny_a", "tiny_b"}}) {
+  for (std::vector<std::string> names : {std::vector<std::string>{"tiny_a", "tiny_b"}, {"tiny_b", "tiny_a", "tiny_b"}}) {
     std::vector<std::vector<FaceScore>> results;
     std::vector<std::vector<std::vector<FaceScore>>> prefixes;  // [parallel][size - 1]
     for (bool parallel : {false, true}) {
@@ -290,8 +285,7 @@ TEST(ThreadPlan, SideBySideScoresEqualSequentialScores) {
     ASSERT_EQ(results.size(), 2u);
     for (size_t i = 0; i < crops.size(); ++i) {
       ASSERT_EQ(results[1][i].per_model.size(), names.size());
-      for (size_t k = 0; k < names.size(); ++k)
-        EXPECT_NEAR(results[0][i].per_model[k], results[1][i].per_model[k], 1e-6);
+      for (size_t k = 0; k < names.size(); ++k) EXPECT_NEAR(results[0][i].per_model[k], results[1][i].per_model[k], 1e-6);
       EXPECT_NEAR(results[0][i].ensemble, results[1][i].ensemble, 1e-6);
     }
     for (size_t size = 1; size <= crops.size(); ++size) {
@@ -343,10 +337,7 @@ TEST(ModelSetErrors, LabelCountMismatchMentionsTheCard) {
   const fs::path dir = scratch("label_mismatch");
   copy_tiny_models(dir, {"tiny_a"});
   json card;
-  {
-    std::ifstream in(dir / "tiny_a.json");
-    card = json::parse(in);
-  }
+  { std::ifstream in(dir / "tiny_a.json"); card = json::parse(in); }
   card["output"]["labels"] = {"real", "fake", "other"};  // the model has 2 outputs
   { std::ofstream(dir / "tiny_a.json") << card.dump(2); }
   Status st = load_status(dir.string(), {"tiny_a"});
@@ -391,10 +382,7 @@ TEST(ModelSetErrors, OnnxWithBrokenOrMissingCardIsAnErrorNotASmallerEnsemble) {
   // An ONNX file that a card names under another stem belongs to that card.
   fs::rename(dir / "tiny_b.onnx", dir / "weights_v2.onnx");
   json card;
-  {
-    std::ifstream in(fs::path(tiny_dir()) / "tiny_b.json");
-    card = json::parse(in);
-  }
+  { std::ifstream in(fs::path(tiny_dir()) / "tiny_b.json"); card = json::parse(in); }
   card["file"] = "weights_v2.onnx";
   { std::ofstream(dir / "tiny_b.json") << card.dump(2); }
   ModelSetOptions o;

@@ -140,7 +140,7 @@ class EnsembleRunner {
  private:
   struct Impl;
   explicit EnsembleRunner(std::shared_ptr<const ModelSet> set);
-  // Model k on crops [first, last) with lane `lane`'s Net, in chunks of the batch size.
+  // Model k on crops [first, last) (already checked) with lane `lane`'s Net, in chunks of the batch size.
   Result<std::vector<float>> score_on(size_t lane, size_t k, std::vector<cv::Mat>::const_iterator first,
                                       std::vector<cv::Mat>::const_iterator last);
   std::shared_ptr<const ModelSet> set_;
