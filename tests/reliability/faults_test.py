@@ -320,7 +320,20 @@ sinks:
 """ % (MODELS, GOOD, httpd.server_address[1], port, WORK, events))
     log = open(os.path.join(WORK, "watch.log"), "w")
     proc = subprocess.Popen([DFMON, "watch", "--config", cfg], stdout=subprocess.DEVNULL, stderr=log)
-    time.sleep(25)
+    # Under ASan this case has twice wedged every GStreamer pipeline at once (all streams 'connecting'
+    # for 20 s, even the refused RTSP port): if nothing has moved past 'connecting' after 10 s, keep the
+    # threads' stacks for the failure message.
+    started, wedged = time.time(), None
+    while time.time() - started < 25 and proc.poll() is None:
+        time.sleep(1)
+        if wedged is None and time.time() - started >= 10:
+            evs = [json.loads(l) for l in open(events).read().splitlines() if l.endswith("}")] \
+                if os.path.exists(events) else []
+            if not any(e["type"] == "score" or e.get("state") not in (None, "connecting") for e in evs):
+                wedged = "no stream past 'connecting' after 10 s; threads then:\n" + describe_process(proc.pid)
+                print("   " + wedged.splitlines()[0], flush=True)
+            else:
+                wedged = ""
     if proc.poll() is not None:
         fail("watch exited early (%s) with garbage streams:\n%s" % (proc.returncode, open(log.name).read()[-3000:]))
     sigterm_at = time.time()
@@ -334,7 +347,7 @@ sinks:
     good_scores = [e for e in evs if e["type"] == "score" and e["stream"] == "good"]
     # ~5 a second on an idle machine; an instrumented build beside other tests gets ~1.
     if len(good_scores) < 10:
-        fail("the good stream scored only %d faces beside the garbage streams" % len(good_scores))
+        fail("the good stream scored only %d faces beside the garbage streams\n%s" % (len(good_scores), wedged or ""))
     if calendar.timegm(time.strptime(good_scores[-1]["time"][:19], "%Y-%m-%dT%H:%M:%S")) < sigterm_at - 8:
         fail("the good stream stopped scoring before SIGTERM (last score %s)" % good_scores[-1]["time"])
     seqs = [e["seq"] for e in evs]
