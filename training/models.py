@@ -1,4 +1,5 @@
-"""Detector architectures: torchvision ResNet-18 and ViT-Tiny/16, both trained from scratch.
+"""Detector architectures: torchvision ResNet-18 and ViT-Tiny/16, both trained from scratch, and their
+full-resolution forms (`*_fullres`: the 224 px crop at the cost of the 112 px network).
 
 The ViT exists in two forms with the same weights:
   * VisionTransformer: the ordinary training form (nn.LayerNorm, fused qkv, nn.GELU, expand'ed class token);
@@ -21,6 +22,18 @@ LN_EPS = 1e-6
 def resnet18(num_classes=2):
     m = torchvision.models.resnet18(weights=None)
     m.fc = nn.Linear(512, num_classes)
+    return m
+
+
+def resnet18_fullres(num_classes=2):
+    """ResNet-18 that reads every pixel of the 224 px crop at the cost of a 112 px network.
+
+    A 2x2 average pool (the 112 px models) throws away the finest detail, where blending and
+    re-rendering leave their traces. Here the stem convolution itself spans 14x14 pixels with stride 4,
+    so its 56x56 output (and everything after it) has the 112 px network's size while each output
+    still sees the full-resolution pixels. `fullres_from_pooled` maps a 112 px model onto it exactly."""
+    m = resnet18(num_classes)
+    m.conv1 = nn.Conv2d(3, 64, kernel_size=14, stride=4, padding=6, bias=False)
     return m
 
 
@@ -142,6 +155,13 @@ class VisionTransformer(nn.Module):
 
 def vit_tiny(num_classes=2, img_size=224, **kw):
     return VisionTransformer(img_size=img_size, patch=16, dim=192, depth=12, heads=3, mlp_dim=768,
+                             num_classes=num_classes, **kw)
+
+
+def vit_tiny_fullres(num_classes=2, img_size=224, **kw):
+    """ViT-Tiny with 32 px patches: at 224 px the same 7x7 tokens as ViT-Tiny/16 at 112 px, but each
+    token embeds its 32x32 full-resolution pixels instead of a 2x2-averaged 16x16 patch."""
+    return VisionTransformer(img_size=img_size, patch=32, dim=192, depth=12, heads=3, mlp_dim=768,
                              num_classes=num_classes, **kw)
 
 
@@ -318,7 +338,10 @@ def to_export_form(model, img_size=None, batch_agnostic=True):
 # --------------------------------------------------------------------------------------------------
 # Registry and checkpoint loading
 
-ARCHS = ("resnet18", "vit_tiny")
+ARCHS = ("resnet18", "vit_tiny", "resnet18_fullres", "vit_tiny_fullres")
+# Each full-resolution arch and the pooled arch whose 112 px checkpoints it can start from exactly.
+FULLRES_OF = {"resnet18_fullres": ("resnet18", "conv1.weight"),
+              "vit_tiny_fullres": ("vit_tiny", "patch_embed.weight")}
 
 
 def build_model(arch, num_classes=2, img_size=224, **kw):
@@ -326,7 +349,29 @@ def build_model(arch, num_classes=2, img_size=224, **kw):
         return resnet18(num_classes)
     if arch == "vit_tiny":
         return vit_tiny(num_classes, img_size=img_size, **kw)
+    if arch == "resnet18_fullres":
+        return resnet18_fullres(num_classes)
+    if arch == "vit_tiny_fullres":
+        return vit_tiny_fullres(num_classes, img_size=img_size, **kw)
     raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+
+
+def fullres_from_pooled(arch, state_dict, trained_size):
+    """State dict of `arch` (a *_fullres arch) computing exactly what the pooled model in `state_dict`
+    computes on a 2x2-average-pooled input: the model's first convolution C (kernel k, stride s,
+    padding p) after a 2x2 average pool equals one convolution over the full-resolution input with
+    kernel 2k, stride 2s and padding 2p whose weight is C's, each tap spread over a 2x2 block and
+    divided by 4. Only a checkpoint trained at 112 px (half the 224 px crop) maps onto it."""
+    if arch not in FULLRES_OF:
+        raise ValueError(f"{arch} is not a full-resolution architecture")
+    if trained_size * 2 != 224:
+        raise ValueError(f"a {FULLRES_OF[arch][0]} checkpoint trained at {trained_size} px cannot start a "
+                         f"{arch} model: it must have been trained at 112 px")
+    key = FULLRES_OF[arch][1]
+    out = dict(state_dict)
+    w = state_dict[key]
+    out[key] = w.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3) / 4.0
+    return out
 
 
 def load_weights(model, state_dict):

@@ -24,7 +24,7 @@ import torch.nn as nn
 
 from common import roc_auc, seed_everything, set_threads  # noqa: E402
 from dataset import make_loaders  # noqa: E402
-from models import ARCHS, VisionTransformer, build_model, load_weights  # noqa: E402
+from models import ARCHS, FULLRES_OF, VisionTransformer, build_model, fullres_from_pooled, load_weights  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -157,9 +157,15 @@ def main(argv=None):
 
     if args.init and not (args.resume and os.path.exists(last_path)):
         ck = torch.load(args.init, map_location="cpu")
-        if ck.get("arch", args.arch) != args.arch:
+        state = ck["model"]
+        if args.arch in FULLRES_OF and ck.get("arch") == FULLRES_OF[args.arch][0]:
+            try:  # start exactly where the 112 px model stands, now with every pixel in view
+                state = fullres_from_pooled(args.arch, state, ck.get("img_size", 224))
+            except ValueError as e:
+                sys.exit(f"{args.init}: {e}")
+        elif ck.get("arch", args.arch) != args.arch:
             sys.exit(f"{args.init} is a {ck['arch']} checkpoint, not {args.arch}")
-        load_weights(model, ck["model"])  # a ViT's pos_embed is resampled to the current size
+        load_weights(model, state)  # a ViT's pos_embed is resampled to the current size
         print(f"initialised from {args.init}", flush=True)
     if args.resume and os.path.exists(last_path):
         ck = torch.load(last_path, map_location="cpu")

@@ -59,6 +59,11 @@ Result<SynthStats> synthesize_fakes(const SynthOptions& opt) {
   // Donors for swaps come from the same split (val fakes never use train faces) and another group.
   std::map<std::string, std::vector<size_t>> by_split;
   for (size_t i = 0; i < reals.size(); ++i) by_split[reals[i].file.substr(0, reals[i].file.find('/'))].push_back(i);
+  for (const auto& [split, members] : by_split) {  // a dataset copied without its empty fake/ folders
+    std::error_code ec;
+    fs::create_directories(fs::path(opt.dir) / split / "fake", ec);
+    if (ec) return IoError((fs::path(opt.dir) / split / "fake").string() + ": cannot create: " + ec.message());
+  }
   cv::RNG pick(opt.seed);
   for (size_t i = 0; i < reals.size(); ++i) {
     const RealCrop& r = reals[i];

@@ -162,6 +162,20 @@ class Smoke(unittest.TestCase):
                 self.assertLessEqual(float((got - want).abs().max()), 1e-5)
             self.assertLessEqual(float((ref(x) - want).abs().max()), 1e-5)
 
+    def test_fullres_from_pooled_is_exact(self):
+        # A 112 px model after a 2x2 average pool and its full-resolution form must agree on any input.
+        torch.manual_seed(1)
+        x = torch.randn(2, 3, 224, 224)
+        for arch in ("resnet18", "vit_tiny"):
+            pooled = models.build_model(arch, img_size=112).eval()
+            full = models.build_model(arch + "_fullres", img_size=224).eval()
+            models.load_weights(full, models.fullres_from_pooled(arch + "_fullres", pooled.state_dict(), 112))
+            with torch.no_grad():
+                want = pooled(torch.nn.functional.avg_pool2d(x, 2))
+                self.assertLessEqual(float((full(x) - want).abs().max()), 1e-4 * float(want.abs().max()) + 1e-5)
+            with self.assertRaises(ValueError):  # only a 112 px checkpoint maps onto the 224 px stem
+                models.fullres_from_pooled(arch + "_fullres", pooled.state_dict(), 64)
+
     def test_resize_pos_embed(self):
         pos = torch.randn(1, 1 + 7 * 7, 192)
         self.assertTrue(torch.equal(models.resize_pos_embed(pos, 7), pos))
