@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Smoke test of the training toolchain: tiny dataset -> train.py (both archs, a few steps, progressive
-resize, resume, --init) -> export.py (parity <= 1e-4, card fields) -> make_tiny_onnx.py; plus unit checks of
-the ViT export form, position-embedding resizing and ROC-AUC. Runs in well under a minute on 2 cores.
+resize, resume, --init) -> export.py (parity <= 1e-4, card fields) -> eval_checkpoints.py -> make_tiny_onnx.py;
+plus unit checks of the ViT export form, the full-resolution stems, position-embedding resizing and ROC-AUC. Runs in well under a minute on 2 cores.
 
   /usr/bin/python3 training/tests/test_smoke.py
 """
@@ -21,6 +21,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+import eval_checkpoints  # noqa: E402
 import export  # noqa: E402
 import make_tiny_onnx  # noqa: E402
 import models  # noqa: E402
@@ -126,6 +127,19 @@ class Smoke(unittest.TestCase):
         card = self.check_card(os.path.splitext(onnx_path)[0] + ".json", arch, expect_max_batch)
         self.assertEqual(card["metrics"]["val"]["n"], 32)
         self.assertGreater(card["training"]["images_seen"], 0)
+
+        # Checkpoint check on per-video crop folders: two fake/real pairs, one unpaired real.
+        crops = os.path.join(self.tmp, "crops_" + arch)
+        for video in ("a_fake", "a_real", "B_FAKE", "B_REAL", "c_orig"):
+            cls = "fake" if "fake" in video.lower() else "real"
+            os.makedirs(os.path.join(crops, video))
+            for f in sorted(os.listdir(os.path.join(self.data, "val", cls)))[:3]:
+                shutil.copy(os.path.join(self.data, "val", cls, f), os.path.join(crops, video, f))
+        got = os.path.join(self.tmp, "eval_" + arch + ".json")
+        self.assertEqual(eval_checkpoints.main([os.path.join(run_dir, "best.pt"), "--crops", crops, "--json", got]), 0)
+        r = json.load(open(got))[os.path.join(run_dir, "best.pt")]
+        self.assertEqual((r["videos"], r["fake_videos"], r["faces"], r["pairs"]), (5, 2, 15, 2))
+        self.assertTrue(0.0 <= r["video_auc"] <= 1.0 and 0.0 <= r["frame_auc"] <= 1.0)
 
         # Fine-tuning start (--init) at another size; in-process to save an interpreter start.
         ft_dir = run_dir + "_ft"

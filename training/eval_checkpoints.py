@@ -1,0 +1,151 @@
+#!/usr/bin/python3
+"""Scores training checkpoints on labelled videos' face crops, without exporting them first.
+
+    /usr/bin/python3 training/eval_checkpoints.py --videos LABELLED_DIR --crops /tmp/crops \
+        runs/r18/best.pt runs/vit/best.pt
+
+With --videos, each video under LABELLED_DIR is cut into aligned crops with `dfmon dataset extract`
+(the product's face pipeline; --fps/--max-per-video/--margin as given) into CROPS/<video name>/, once.
+Without it, CROPS must already hold one folder of crops per video. A video is fake when its name contains
+"fake" (any case), otherwise real, as in scripts/eval-real-fakes. Prints per checkpoint and for the mean
+of all of them: video-level ROC AUC (mean P(fake) per video), frame-level AUC, and the same-footage pair
+test: for every fake whose name with "fake" replaced by "real" names a real video, whether the fake
+scores above its own source.
+
+It is a quick check for choosing among checkpoints (seconds per checkpoint, 1 thread); the figures a
+release reports come from the exported files through `scripts/eval-real-fakes` (every frame, dfmon's
+tracker and scoring). Never train on the labelled material: this script only measures.
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+
+import common  # noqa: F401  (sets OMP_WAIT_POLICY before torch loads)
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from common import roc_auc, set_threads
+from dataset import IMG_EXTS, to_tensor
+from models import FULLRES_OF, build_model, load_weights
+
+CROP = 224  # the product's crop size
+VIDEO_EXTS = (".mp4", ".webm", ".mkv", ".mov", ".avi")
+
+
+def extract(videos_dir, crops_dir, dfmon, fps, max_per_video, margin):
+    """One crops folder per video, made by dfmon's face pipeline; existing folders are kept."""
+    for root, _, files in sorted(os.walk(videos_dir)):
+        for f in sorted(files):
+            if not f.lower().endswith(VIDEO_EXTS):
+                continue
+            out = os.path.join(crops_dir, os.path.splitext(f)[0])
+            if os.path.isdir(out):
+                continue
+            cmd = [dfmon, "dataset", "extract", os.path.join(root, f), "--out", out, "--val-fraction", "0",
+                   "--fps", str(fps), "--max-per-source", str(max_per_video), "--margin", str(margin)]
+            r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            if r.returncode != 0:
+                print(f"{f}: dfmon dataset extract failed ({r.returncode}): {r.stderr.strip()[-300:]}", file=sys.stderr)
+
+
+def load_crops(crops_dir):
+    """{video name: NCHW tensor of its crops at 224 px}, videos without a face left out."""
+    videos = {}
+    for name in sorted(os.listdir(crops_dir)):
+        files = []
+        for root, _, fs in os.walk(os.path.join(crops_dir, name)):
+            files += [os.path.join(root, f) for f in fs if f.lower().endswith(IMG_EXTS)]
+        xs = []
+        for path in sorted(files):
+            bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+            if bgr is None:
+                print(f"{path}: unreadable, skipped", file=sys.stderr)
+                continue
+            if bgr.shape[:2] != (CROP, CROP):
+                bgr = cv2.resize(bgr, (CROP, CROP), interpolation=cv2.INTER_AREA if bgr.shape[0] > CROP else cv2.INTER_LINEAR)
+            xs.append(to_tensor(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
+        if xs:
+            videos[name] = torch.stack(xs)
+    return videos
+
+
+def score(checkpoint, videos):
+    """{video: P(fake) per crop} for one train.py checkpoint. A model trained below 224 px sees the crop
+    area-resized to its size, as the exported file's fixed average pool does."""
+    ck = torch.load(checkpoint, map_location="cpu")
+    arch, size = ck["arch"], ck.get("img_size", CROP)
+    model = load_weights(build_model(arch, img_size=size), ck["model"]).eval()
+    out = {}
+    with torch.no_grad():
+        for name, x in videos.items():
+            if arch not in FULLRES_OF and size != CROP:
+                x = F.interpolate(x, size=(size, size), mode="area")
+            out[name] = torch.softmax(model(x), 1)[:, 1].numpy()
+    return out
+
+
+def is_fake(name):
+    return re.search("fake", name, re.IGNORECASE) is not None
+
+
+def summarise(per_video):
+    names = list(per_video)
+    y = [int(is_fake(n)) for n in names]
+    video = [float(per_video[n].mean()) for n in names]
+    frame_y = np.concatenate([[label] * len(per_video[n]) for label, n in zip(y, names)])
+    frame_s = np.concatenate([per_video[n] for n in names])
+    wins = pairs = 0
+    for n in names:
+        if is_fake(n):
+            real = re.sub("fake", lambda m: "REAL" if m.group(0).isupper() else "real", n, flags=re.IGNORECASE)
+            if real in per_video:
+                pairs += 1
+                wins += int(per_video[n].mean() > per_video[real].mean())
+    return {"videos": len(names), "fake_videos": sum(y), "video_auc": roc_auc(y, video), "faces": int(frame_y.size),
+            "frame_auc": roc_auc(frame_y, frame_s), "pairs": pairs, "pairs_fake_above_real": wins}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoints", nargs="+", help="train.py checkpoints (best.pt / last.pt)")
+    p.add_argument("--crops", required=True, help="one folder of face crops per video (made with --videos)")
+    p.add_argument("--videos", help="labelled videos to cut into --crops first (with dfmon dataset extract)")
+    p.add_argument("--dfmon", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "build", "bin", "dfmon"))
+    p.add_argument("--fps", type=float, default=3.0)
+    p.add_argument("--max-per-video", type=int, default=30)
+    p.add_argument("--margin", type=float, default=0.25, help="crop margin; must be the one the models were trained with")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", help="also write the figures here")
+    args = p.parse_args(argv)
+    set_threads(args.threads)
+    if args.videos:
+        os.makedirs(args.crops, exist_ok=True)
+        extract(args.videos, args.crops, args.dfmon, args.fps, args.max_per_video, args.margin)
+    if not os.path.isdir(args.crops):
+        p.error(f"--crops {args.crops}: not a directory")
+    videos = load_crops(args.crops)
+    if not videos:
+        p.error(f"--crops {args.crops}: no face crops")
+    scores = {ck: score(ck, videos) for ck in args.checkpoints}
+    if len(scores) > 1:
+        scores["ensemble (mean)"] = {v: np.mean([s[v] for s in list(scores.values())], axis=0) for v in videos}
+    results = {}
+    for name, per_video in scores.items():
+        r = results[name] = summarise(per_video)
+        fmt = lambda a: "n/a" if a is None else f"{a:.3f}"  # noqa: E731
+        print(f"{name}: video AUC {fmt(r['video_auc'])} ({r['videos']} videos, {r['fake_videos']} fake) | "
+              f"frame AUC {fmt(r['frame_auc'])} ({r['faces']} faces) | "
+              f"fake above its own real in {r['pairs_fake_above_real']} of {r['pairs']} pairs", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
