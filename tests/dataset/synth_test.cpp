@@ -96,6 +96,18 @@ TEST_F(SynthTest, SwapFractionZeroOnlySelfBlends) {
   for (const auto& f : list_files(ds, "fake")) EXPECT_NE(f.find("_sbi"), std::string::npos) << f;
 }
 
+TEST_F(SynthTest, CreatesMissingFakeFolders) {
+  // A dataset copied with only its real crops (cp -r DIR/train/real ...) still takes fakes.
+  const fs::path ds = copy_dataset(base_, base_.parent_path() / "no_fake_dirs");
+  for (const char* split : {"train", "val"}) fs::remove_all(ds / split / "fake");
+  SynthOptions o;
+  o.dir = ds.string();
+  auto r = synthesize_fakes(o);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->skipped, 0);
+  EXPECT_EQ(list_files(ds, "fake").size(), 4u);
+}
+
 TEST_F(SynthTest, SameSeedGivesByteIdenticalFilesDifferentSeedDiffers) {
   std::map<std::string, std::map<std::string, std::string>> runs;  // run -> file -> bytes
   for (const auto& [name, seed] : std::vector<std::pair<std::string, uint64_t>>{{"s1a", 1}, {"s1b", 1}, {"s2", 2}}) {
