@@ -60,9 +60,11 @@ def parse_args(argv=None):
                                   "and schedule)")
     args = p.parse_args(argv)
     if args.lr is None:
-        args.lr = 1e-3 if args.arch == "resnet18" else 5e-4
+        args.lr = 1e-3 if args.arch.startswith("resnet18") else 5e-4
     if args.final_epochs == 0:
         args.final_size = args.size
+    if args.arch in FULLRES_OF and (args.size, args.final_size) != (224, 224):
+        p.error(f"--arch {args.arch} reads the 224 px crop itself: train it with --size 224")
     return args
 
 
