@@ -10,7 +10,8 @@ Without it, CROPS must already hold one folder of crops per video. A video is fa
 "fake" (any case), otherwise real, as in scripts/eval-real-fakes. Prints per checkpoint and for the mean
 of all of them: video-level ROC AUC (mean P(fake) per video), frame-level AUC, and the same-footage pair
 test: for every fake whose name with "fake" replaced by "real" names a real video, whether the fake
-scores above its own source.
+scores above its own source. --detail-probe adds how each checkpoint's P(fake) of the real faces moves
+when only their interior is sharpened, blurred or tinted (what the network treats as a sign of a fake).
 
 It is a quick check for choosing among checkpoints (seconds per checkpoint, 1 thread); the figures a
 release reports come from the exported files through `scripts/eval-real-fakes` (every frame, dfmon's
@@ -89,6 +90,52 @@ def score(checkpoint, videos):
     return out
 
 
+def _unsharp(img, amount):
+    return cv2.addWeighted(img, 1.0 + amount, cv2.GaussianBlur(img, (0, 0), 1.2), -amount, 0)
+
+
+# Changes made to the face interior only (soft landmark-hull mask) of real crops.
+PROBES = {
+    "sharpened": lambda img: _unsharp(img, 1.5),
+    "blurred": lambda img: cv2.GaussianBlur(img, (0, 0), 1.0),
+    "tinted": lambda img: np.clip(img.astype(np.int16) + np.array([0, 0, 10], np.int16), 0, 255).astype(np.uint8),
+}
+
+
+def load_probe_faces(crops_dir):
+    """[(crop, soft face mask)] of the real videos' crops that have landmarks (dfmon's landmarks.jsonl)."""
+    faces = []
+    for name in sorted(os.listdir(crops_dir)):
+        lj = os.path.join(crops_dir, name, "landmarks.jsonl")
+        if is_fake(name) or not os.path.exists(lj):
+            continue
+        for line in open(lj):
+            rec = json.loads(line)
+            img = cv2.imread(os.path.join(crops_dir, name, rec["file"]), cv2.IMREAD_COLOR)
+            if img is None or img.shape[:2] != (CROP, CROP):
+                continue
+            pts = np.asarray(rec["landmarks"], np.float32).reshape(-1, 2)
+            mask = np.zeros((CROP, CROP), np.float32)
+            cv2.fillConvexPoly(mask, cv2.convexHull(pts.astype(np.int32)), 1.0)
+            faces.append((img, cv2.GaussianBlur(mask, (15, 15), 0)[..., None]))
+    return faces
+
+
+def detail_probe(checkpoint, faces):
+    """How one checkpoint's P(fake) of real faces moves when only the face interior is sharpened, blurred
+    or tinted: {probe: (mean P(fake) before, after, share of faces whose P(fake) rose)}. A detector of
+    blending should find every such change more fake; one that learned "sharp = real" drops on sharpening."""
+    def tensors(imgs):
+        return {"x": torch.stack([to_tensor(cv2.cvtColor(i, cv2.COLOR_BGR2RGB)) for i in imgs])}
+    base = score(checkpoint, tensors([f for f, _ in faces]))["x"]
+    out = {}
+    for name, op in PROBES.items():
+        changed = [(f * (1 - m) + op(f).astype(np.float32) * m).astype(np.uint8) for f, m in faces]
+        p = score(checkpoint, tensors(changed))["x"]
+        out[name] = (float(base.mean()), float(p.mean()), float((p > base).mean()))
+    return out
+
+
 def is_fake(name):
     return re.search("fake", name, re.IGNORECASE) is not None
 
@@ -120,6 +167,9 @@ def main(argv=None):
     p.add_argument("--max-per-video", type=int, default=30)
     p.add_argument("--margin", type=float, default=0.25, help="crop margin; must be the one the models were trained with")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--detail-probe", action="store_true",
+                   help="also show how P(fake) of the real videos' faces moves when only the face interior is "
+                        "sharpened, blurred or tinted (needs the crops' landmarks.jsonl)")
     p.add_argument("--json", help="also write the figures here")
     args = p.parse_args(argv)
     set_threads(args.threads)
@@ -141,6 +191,15 @@ def main(argv=None):
         print(f"{name}: video AUC {fmt(r['video_auc'])} ({r['videos']} videos, {r['fake_videos']} fake) | "
               f"frame AUC {fmt(r['frame_auc'])} ({r['faces']} faces) | "
               f"fake above its own real in {r['pairs_fake_above_real']} of {r['pairs']} pairs", flush=True)
+    if args.detail_probe:
+        faces = load_probe_faces(args.crops)
+        if not faces:
+            p.error(f"--detail-probe: no real crops with landmarks under {args.crops}")
+        for ck in args.checkpoints:
+            probe = results[ck]["detail_probe"] = detail_probe(ck, faces)
+            print(f"{ck}: P(fake) of {len(faces)} real faces " + " | ".join(
+                f"interior {k} {a:.3f} -> {b:.3f} (rose for {100 * up:.0f}%)" for k, (a, b, up) in probe.items()),
+                flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

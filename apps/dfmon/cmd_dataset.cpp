@@ -59,6 +59,8 @@ void register_dataset(CLI::App& root, GlobalOptions& g, int* exit_code) {
   synth->add_option("--per-real", sy->per_real, "Fakes per real crop");
   synth->add_option("--swap-fraction", sy->swap_fraction, "Share of fakes made by swapping in another identity");
   synth->add_option("--seed", sy->seed, "Random seed (same seed, same fakes)");
+  synth->add_flag("--balanced-detail", sy->balanced_detail,
+                  "Make faces as often sharper as softer than their surroundings (default: mostly softer)");
   synth->callback([&g, sy, exit_code] {
     if (auto st = apply_globals(g); !st.ok()) {
       *exit_code = fail(st);

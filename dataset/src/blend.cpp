@@ -80,8 +80,37 @@ cv::Mat blend(const cv::Mat& src, const cv::Mat& dst, const cv::Mat& mask) {
   return out;
 }
 
+cv::Mat unsharp(const cv::Mat& img, double sigma, double amount) {
+  cv::Mat blur, out;
+  cv::GaussianBlur(img, blur, cv::Size(0, 0), sigma);
+  cv::addWeighted(img, 1.0 + amount, blur, -amount, 0, out);
+  return out;
+}
+
+// Balanced detail: the blended face comes out softer or sharper than the real one with equal odds. It is
+// applied after blending because the misregistered blend itself averages away fine detail: with the
+// default jitter 93% of self-blended faces are softer than the real crop (blend_test). Without it the fakes are softer on average and a network
+// learns "sharp = real": the models shipped on 2026-11-26 score a real face whose interior was sharpened
+// as more real (P(fake) 0.32 -> 0.19) and rank DeepFaceLive swaps, sharper than their sources, below them.
+cv::Mat balanced_detail(const cv::Mat& face, cv::RNG& rng) {
+  cv::Mat out;
+  if (rng.uniform(0, 2) == 0) {
+    cv::GaussianBlur(face, out, cv::Size(0, 0), rng.uniform(0.5, 1.5));
+  } else {
+    out = unsharp(face, rng.uniform(0.5, 1.0), rng.uniform(1.0, 2.5));
+  }
+  if (rng.uniform(0, 4) == 0) {  // another sensor's grain
+    cv::Mat noise(out.size(), CV_32FC3), f;
+    rng.fill(noise, cv::RNG::NORMAL, 0.0, rng.uniform(2.0, 6.0));
+    out.convertTo(f, CV_32FC3);
+    f += noise;
+    f.convertTo(out, CV_8UC3);
+  }
+  return out;
+}
+
 // Colour, sharpness and small geometric changes that make the "source" face differ from its target.
-cv::Mat jitter_source(const cv::Mat& crop, cv::RNG& rng) {
+cv::Mat jitter_source(const cv::Mat& crop, cv::RNG& rng, bool balanced) {
   cv::Mat f;
   crop.convertTo(f, CV_32FC3);
   // Per-channel gain and offset (colour temperature, exposure).
@@ -94,7 +123,7 @@ cv::Mat jitter_source(const cv::Mat& crop, cv::RNG& rng) {
   f = (f - mean) * contrast + mean;
   cv::Mat out;
   f.convertTo(out, CV_8UC3);
-  const int sharp = rng.uniform(0, 3);
+  const int sharp = balanced ? 2 : rng.uniform(0, 3);  // balanced: detail is set after blending
   if (sharp == 0) {
     const double sigma = rng.uniform(0.6, 1.6);
     cv::GaussianBlur(out, out, cv::Size(0, 0), sigma);
@@ -115,24 +144,26 @@ cv::Mat jitter_source(const cv::Mat& crop, cv::RNG& rng) {
 
 }  // namespace
 
-cv::Mat self_blend(const cv::Mat& crop, const std::array<cv::Point2f, 68>& lm, uint64_t seed, cv::Mat* mask_out) {
+cv::Mat self_blend(const cv::Mat& crop, const std::array<cv::Point2f, 68>& lm, uint64_t seed, cv::Mat* mask_out,
+                   bool balanced) {
   cv::RNG rng(seed ? seed : 1);
-  cv::Mat source = jitter_source(crop, rng);
+  cv::Mat source = jitter_source(crop, rng, balanced);
   static const int kKinds[] = {0, 0, 0, 1, 2};  // whole hull most often
   cv::Mat mask = make_mask(crop.size(), lm, kKinds[rng.uniform(0, 5)], rng);
   if (mask_out) *mask_out = mask;
-  return blend(source, crop, mask);
+  cv::Mat out = blend(source, crop, mask);
+  return balanced ? blend(balanced_detail(out, rng), crop, mask) : out;
 }
 
 cv::Mat swap_blend(const cv::Mat& target, const std::array<cv::Point2f, 68>& tlm, const cv::Mat& donor,
-                   const std::array<cv::Point2f, 68>& dlm, uint64_t seed, cv::Mat* mask_out) {
+                   const std::array<cv::Point2f, 68>& dlm, uint64_t seed, cv::Mat* mask_out, bool balanced) {
   cv::RNG rng(seed ? seed : 1);
   std::vector<cv::Point2f> s(dlm.begin(), dlm.end()), d(tlm.begin(), tlm.end());
   cv::Mat m = similarity_transform(s, d);
   cv::Mat warped;
   cv::warpAffine(donor, warped, m, target.size(), cv::INTER_LINEAR, cv::BORDER_REFLECT);
   // Swap tools often render a smoother, lower-detail face than the camera's.
-  if (rng.uniform(0, 2) == 0) cv::GaussianBlur(warped, warped, cv::Size(0, 0), rng.uniform(0.5, 1.5));
+  if (!balanced && rng.uniform(0, 2) == 0) cv::GaussianBlur(warped, warped, cv::Size(0, 0), rng.uniform(0.5, 1.5));
   cv::Mat mask = make_mask(target.size(), tlm, rng.uniform(0, 4) == 0 ? 1 : 0, rng);
   // Colour transfer in Lab inside the mask: the donor takes the target's skin tone and lighting.
   cv::Mat hard = mask > 0.5;
@@ -153,7 +184,8 @@ cv::Mat swap_blend(const cv::Mat& target, const std::array<cv::Point2f, 68>& tlm
     cv::cvtColor(wl, warped, cv::COLOR_Lab2BGR);
   }
   if (mask_out) *mask_out = mask;
-  return blend(warped, target, mask);
+  cv::Mat out = blend(warped, target, mask);
+  return balanced ? blend(balanced_detail(out, rng), target, mask) : out;
 }
 
 }  // namespace dfm

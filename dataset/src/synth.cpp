@@ -85,11 +85,11 @@ Result<SynthStats> synthesize_fakes(const SynthOptions& opt) {
           if (d.group == r.group) continue;
           cv::Mat donor = cv::imread((fs::path(opt.dir) / d.file).string(), cv::IMREAD_COLOR);
           if (donor.empty()) continue;
-          fake = swap_blend(target, r.lm, donor, d.lm, seed);
+          fake = swap_blend(target, r.lm, donor, d.lm, seed, nullptr, opt.balanced_detail);
           swapped = true;
         }
       }
-      if (!swapped) fake = self_blend(target, r.lm, seed);
+      if (!swapped) fake = self_blend(target, r.lm, seed, nullptr, opt.balanced_detail);
       const std::string stem = fs::path(r.file).stem().string();
       const fs::path out = fs::path(opt.dir) / split / "fake" / (stem + (swapped ? "_swap" : "_sbi") + std::to_string(k) + ".jpg");
       if (!cv::imwrite(out.string(), fake, {cv::IMWRITE_JPEG_QUALITY, opt.jpeg_quality})) {

@@ -2,6 +2,8 @@
 // changed face, determinism per seed.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
@@ -127,6 +129,46 @@ TEST_F(BlendTest, SwapBlendChangesFaceRegionOnly) {
     cv::absdiff(out, target.crop, d1);
     cv::absdiff(out, donor.crop, d2);
     EXPECT_GT(cv::mean(d1, core)[0] + cv::mean(d1, core)[1] + cv::mean(d1, core)[2], 5.0);
+  }
+}
+
+// Fine detail (Laplacian energy) of `img` inside the blend mask's core.
+double core_detail(const cv::Mat& img, const cv::Mat& mask) {
+  double hi = 0;
+  cv::minMaxLoc(mask, nullptr, &hi);
+  cv::Mat grey, lap, sq;
+  cv::cvtColor(img, grey, cv::COLOR_BGR2GRAY);
+  cv::Laplacian(grey, lap, CV_32F);
+  cv::multiply(lap, lap, sq);
+  return cv::mean(sq, mask >= static_cast<float>(hi * 0.9))[0];
+}
+
+// Share of 40 self-blends whose face core has more fine detail than the real crop's (ratio > 1.05).
+double share_sharper(const AlignedFace& f, bool balanced, double* share_softer) {
+  int sharper = 0, softer = 0;
+  for (uint64_t seed = 1; seed <= 40; ++seed) {
+    cv::Mat mask;
+    cv::Mat out = self_blend(f.crop, f.lm, seed, &mask, balanced);
+    const double r = core_detail(out, mask) / core_detail(f.crop, mask);
+    sharper += r > 1.05;
+    softer += r < 0.95;
+  }
+  *share_softer = softer / 40.0;
+  return sharper / 40.0;
+}
+
+TEST_F(BlendTest, BalancedDetailMakesFacesSharperAboutAsOftenAsSofter) {
+  // Without it, most self-blended faces are softer than the real one, and a network learns "sharp =
+  // real" (measured on the models shipped 2026-11-26).
+  for (const AlignedFace& f : faces_) {
+    double softer = 0;
+    const double sharper = share_sharper(f, false, &softer);
+    double bal_softer = 0;
+    const double bal_sharper = share_sharper(f, true, &bal_softer);
+    std::printf("default: sharper %.2f softer %.2f | balanced: sharper %.2f softer %.2f\n", sharper, softer,
+                bal_sharper, bal_softer);
+    EXPECT_GT(bal_sharper, 0.3);
+    EXPECT_GT(bal_softer, 0.3);
   }
 }
 

@@ -135,11 +135,22 @@ class Smoke(unittest.TestCase):
             os.makedirs(os.path.join(crops, video))
             for f in sorted(os.listdir(os.path.join(self.data, "val", cls)))[:3]:
                 shutil.copy(os.path.join(self.data, "val", cls, f), os.path.join(crops, video, f))
+        # The detail probe reads 224 px crops with dfmon's landmarks.jsonl: a ring of 68 points.
+        ring = [v for a in np.linspace(0, 2 * np.pi, 68, endpoint=False) for v in (112 + 60 * np.cos(a), 112 + 70 * np.sin(a))]
+        with open(os.path.join(crops, "c_orig", "landmarks.jsonl"), "w") as lj:
+            for f in sorted(f for f in os.listdir(os.path.join(crops, "c_orig")) if f != "landmarks.jsonl"):
+                path = os.path.join(crops, "c_orig", f)
+                cv2.imwrite(path, cv2.resize(cv2.imread(path), (224, 224)))
+                lj.write(json.dumps({"file": f, "landmarks": ring}) + "\n")
         got = os.path.join(self.tmp, "eval_" + arch + ".json")
-        self.assertEqual(eval_checkpoints.main([os.path.join(run_dir, "best.pt"), "--crops", crops, "--json", got]), 0)
+        self.assertEqual(eval_checkpoints.main([os.path.join(run_dir, "best.pt"), "--crops", crops, "--json", got,
+                                                "--detail-probe"]), 0)
         r = json.load(open(got))[os.path.join(run_dir, "best.pt")]
         self.assertEqual((r["videos"], r["fake_videos"], r["faces"], r["pairs"]), (5, 2, 15, 2))
         self.assertTrue(0.0 <= r["video_auc"] <= 1.0 and 0.0 <= r["frame_auc"] <= 1.0)
+        self.assertEqual(sorted(r["detail_probe"]), ["blurred", "sharpened", "tinted"])
+        for before, after, rose in r["detail_probe"].values():
+            self.assertTrue(0.0 <= before <= 1.0 and 0.0 <= after <= 1.0 and 0.0 <= rose <= 1.0)
 
         # Fine-tuning start (--init) at another size; in-process to save an interpreter start.
         ft_dir = run_dir + "_ft"

@@ -47,6 +47,7 @@ struct SynthOptions {
   double swap_fraction = 0.3;    // share of fakes made by cross-identity swaps (rest: self-blending)
   uint64_t seed = 1;
   int jpeg_quality = 95;
+  bool balanced_detail = false;  // faces as often sharper as softer than their surroundings (blend.cpp)
 };
 
 struct SynthStats {
@@ -57,14 +58,15 @@ Result<SynthStats> synthesize_fakes(const SynthOptions& options);
 
 // One self-blended image (Shiohara & Yamasaki, CVPR 2022): a colour/sharpness/geometry-jittered copy of the
 // face blended back inside a deformed, blurred landmark mask. `mask_out` receives the blend mask (0..1).
-// Exposed for tests and the synthetic demo clip.
+// Exposed for tests and the synthetic demo clip. `balanced_detail`: see SynthOptions.
 cv::Mat self_blend(const cv::Mat& crop, const std::array<cv::Point2f, 68>& landmarks, uint64_t seed,
-                   cv::Mat* mask_out = nullptr);
+                   cv::Mat* mask_out = nullptr, bool balanced_detail = false);
 
 // Cross-identity swap: the donor face (aligned the same way) colour-matched to the target inside the
 // target's landmark mask, blended softly.
 cv::Mat swap_blend(const cv::Mat& target, const std::array<cv::Point2f, 68>& target_lm, const cv::Mat& donor,
-                   const std::array<cv::Point2f, 68>& donor_lm, uint64_t seed, cv::Mat* mask_out = nullptr);
+                   const std::array<cv::Point2f, 68>& donor_lm, uint64_t seed, cv::Mat* mask_out = nullptr,
+                   bool balanced_detail = false);
 
 }  // namespace dfm
 
