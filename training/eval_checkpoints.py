@@ -75,19 +75,21 @@ def load_crops(crops_dir):
     return videos
 
 
-def score(checkpoint, videos):
-    """{video: P(fake) per crop} for one train.py checkpoint. A model trained below 224 px sees the crop
-    area-resized to its size, as the exported file's fixed average pool does."""
+def load_scorer(checkpoint):
+    """A function mapping an NCHW batch of 224 px crops to P(fake) per crop, for one train.py checkpoint.
+    A model trained below 224 px sees the crop area-resized to its size, as the exported file's fixed
+    average pool does."""
     ck = torch.load(checkpoint, map_location="cpu")
     arch, size = ck["arch"], ck.get("img_size", CROP)
     model = load_weights(build_model(arch, img_size=size), ck["model"]).eval()
-    out = {}
-    with torch.no_grad():
-        for name, x in videos.items():
-            if arch not in FULLRES_OF and size != CROP:
+    resize = arch not in FULLRES_OF and size != CROP
+
+    def p_fake(x):
+        with torch.no_grad():
+            if resize:
                 x = F.interpolate(x, size=(size, size), mode="area")
-            out[name] = torch.softmax(model(x), 1)[:, 1].numpy()
-    return out
+            return torch.softmax(model(x), 1)[:, 1].numpy()
+    return p_fake
 
 
 def _unsharp(img, amount):
@@ -121,17 +123,16 @@ def load_probe_faces(crops_dir):
     return faces
 
 
-def detail_probe(checkpoint, faces):
-    """How one checkpoint's P(fake) of real faces moves when only the face interior is sharpened, blurred
-    or tinted: {probe: (mean P(fake) before, after, share of faces whose P(fake) rose)}. A detector of
+def detail_probe(p_fake, faces):
+    """How one model's P(fake) of real faces moves when only the face interior is sharpened, blurred or
+    tinted: {probe: (mean P(fake) before, after, share of faces whose P(fake) rose)}. A detector of
     blending should find every such change more fake; one that learned "sharp = real" drops on sharpening."""
-    def tensors(imgs):
-        return {"x": torch.stack([to_tensor(cv2.cvtColor(i, cv2.COLOR_BGR2RGB)) for i in imgs])}
-    base = score(checkpoint, tensors([f for f, _ in faces]))["x"]
+    def batch(imgs):
+        return torch.stack([to_tensor(cv2.cvtColor(i, cv2.COLOR_BGR2RGB)) for i in imgs])
+    base = p_fake(batch([f for f, _ in faces]))
     out = {}
     for name, op in PROBES.items():
-        changed = [(f * (1 - m) + op(f).astype(np.float32) * m).astype(np.uint8) for f, m in faces]
-        p = score(checkpoint, tensors(changed))["x"]
+        p = p_fake(batch([(f * (1 - m) + op(f).astype(np.float32) * m).astype(np.uint8) for f, m in faces]))
         out[name] = (float(base.mean()), float(p.mean()), float((p > base).mean()))
     return out
 
@@ -181,7 +182,8 @@ def main(argv=None):
     videos = load_crops(args.crops)
     if not videos:
         p.error(f"--crops {args.crops}: no face crops")
-    scores = {ck: score(ck, videos) for ck in args.checkpoints}
+    scorers = {ck: load_scorer(ck) for ck in args.checkpoints}
+    scores = {ck: {v: p_fake(x) for v, x in videos.items()} for ck, p_fake in scorers.items()}
     if len(scores) > 1:
         scores["ensemble (mean)"] = {v: np.mean([s[v] for s in list(scores.values())], axis=0) for v in videos}
     results = {}
@@ -195,8 +197,8 @@ def main(argv=None):
         faces = load_probe_faces(args.crops)
         if not faces:
             p.error(f"--detail-probe: no real crops with landmarks under {args.crops}")
-        for ck in args.checkpoints:
-            probe = results[ck]["detail_probe"] = detail_probe(ck, faces)
+        for ck, p_fake in scorers.items():
+            probe = results[ck]["detail_probe"] = detail_probe(p_fake, faces)
             print(f"{ck}: P(fake) of {len(faces)} real faces " + " | ".join(
                 f"interior {k} {a:.3f} -> {b:.3f} (rose for {100 * up:.0f}%)" for k, (a, b, up) in probe.items()),
                 flush=True)

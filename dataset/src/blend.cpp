@@ -89,7 +89,7 @@ cv::Mat unsharp(const cv::Mat& img, double sigma, double amount) {
 
 // Balanced detail: the blended face comes out softer or sharper than the real one with equal odds. It is
 // applied after blending because the misregistered blend itself averages away fine detail: with the
-// default jitter 93% of self-blended faces are softer than the real crop (blend_test). Without it the fakes are softer on average and a network
+// default jitter 93% of self-blended faces are softer than the real crop (blend_test), and a network
 // learns "sharp = real": the models shipped on 2026-11-26 score a real face whose interior was sharpened
 // as more real (P(fake) 0.32 -> 0.19) and rank DeepFaceLive swaps, sharper than their sources, below them.
 cv::Mat balanced_detail(const cv::Mat& face, cv::RNG& rng) {
@@ -128,9 +128,7 @@ cv::Mat jitter_source(const cv::Mat& crop, cv::RNG& rng, bool balanced) {
     const double sigma = rng.uniform(0.6, 1.6);
     cv::GaussianBlur(out, out, cv::Size(0, 0), sigma);
   } else if (sharp == 1) {
-    cv::Mat blur;
-    cv::GaussianBlur(out, blur, cv::Size(0, 0), 1.2);
-    cv::addWeighted(out, 1.6, blur, -0.6, 0, out);
+    out = unsharp(out, 1.2, 0.6);
   }
   // Small scale + shift: the blended face is slightly misregistered, as in real swaps.
   const double s = rng.uniform(0.95, 1.05);
