@@ -4,6 +4,7 @@ Images are aligned face crops (as written by `dfmon dataset extract` / `dfmon da
 real=0, fake=1. Training augmentation degrades BOTH classes the same way (JPEG, blur, noise, rescaling),
 so compression or sharpness cannot become the cue that separates them.
 """
+import json
 import os
 
 import cv2
@@ -36,11 +37,16 @@ def to_tensor(rgb_u8):
     return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
 
 
-def augment(bgr, rng):
+AUGMENT_LEVELS = ("full", "light", "colour")
+
+
+def augment(bgr, rng, level="full"):
     """Photometric and degradation augmentation of one BGR uint8 crop at its native resolution.
 
     Order follows a capture pipeline: colour, then resolution loss, blur and sensor noise, and
-    compression last."""
+    compression last. "full" is the shipped recipe; "light" keeps only mild JPEG (quality 75-95) because
+    strong JPEG, down-up scaling and blur erase a sharpened face's extra detail while a softened face
+    stays soft, which may teach "soft = fake"; "colour" keeps only the flip and colour jitter."""
     img = bgr
     if rng.random() < 0.5:
         img = img[:, ::-1]
@@ -51,6 +57,12 @@ def augment(bgr, rng):
         gray = f.mean(axis=2, keepdims=True)
         f = gray + (f - gray) * rng.uniform(0.85, 1.15)
         img = np.clip(f, 0, 255).astype(np.uint8)
+    if level == "colour":
+        return np.ascontiguousarray(img)
+    if level == "light":
+        if rng.random() < 0.5:
+            img = _jpeg(img, int(rng.integers(75, 96)))
+        return np.ascontiguousarray(img)
     h, w = img.shape[:2]
     if rng.random() < 0.3:  # down-then-up scaling: low-resolution sources
         s = rng.uniform(0.35, 0.9)
@@ -62,15 +74,71 @@ def augment(bgr, rng):
         noise = rng.normal(0.0, rng.uniform(1.0, 6.0), img.shape)
         img = np.clip(img.astype(np.float32) + noise, 0, 255).astype(np.uint8)
     if rng.random() < 0.6:
-        q = int(rng.integers(40, 96))
-        ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(img), [cv2.IMWRITE_JPEG_QUALITY, q])
-        if ok:
-            img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        img = _jpeg(img, int(rng.integers(40, 96)))
     return np.ascontiguousarray(img)
 
 
+def _jpeg(img, quality):
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(img), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else img
+
+
+# Landmark index sets (dlib 68-point order) of the regions a detail fake changes: whole face, lower face
+# and mouth, eyes with brows — the mask shapes `dfmon dataset synth` blends with.
+_REGIONS = (np.arange(68), np.r_[2:15, 31:36, 48:68], np.r_[17:27, 36:48])
+
+
+def detail_fake(bgr, landmarks, rng):
+    """A fake made from the real crop itself: only the detail inside a soft face-region mask changes
+    (sharpened, blurred, regrained, resampled or recompressed), with no geometric or colour change.
+
+    Self-blends with a shifted source come out softer than the real face 93 % of the time, and a network
+    trained on them learns "soft = fake, sharp = real"; real swaps are often the sharper ones. These
+    fakes make a detail mismatch in either direction the cue."""
+    pts = np.asarray(landmarks, np.float32).reshape(-1, 2)[_REGIONS[int(rng.integers(0, 3))]]
+    h, w = bgr.shape[:2]
+    mask = np.zeros((h, w), np.float32)
+    cv2.fillConvexPoly(mask, cv2.convexHull(pts.astype(np.int32)), 1.0)
+    k = int(rng.integers(0, 3))
+    if k:
+        kernel = np.ones((2 * k + 1, 2 * k + 1), np.uint8)
+        mask = cv2.erode(mask, kernel) if rng.random() < 0.5 else cv2.dilate(mask, kernel)
+    sigma = rng.uniform(w / 80, w / 16)
+    mask = cv2.GaussianBlur(mask, (0, 0), sigma)[..., None] * rng.choice([0.75, 0.9, 1.0, 1.0])
+    op = int(rng.integers(0, 5))
+    if op == 0:  # sharpen
+        s, a = rng.uniform(0.5, 1.5), rng.uniform(0.5, 2.5)
+        inner = cv2.addWeighted(bgr, 1.0 + a, cv2.GaussianBlur(bgr, (0, 0), s), -a, 0)
+    elif op == 1:  # blur
+        inner = cv2.GaussianBlur(bgr, (0, 0), rng.uniform(0.5, 1.5))
+    elif op == 2:  # another sensor's grain
+        inner = np.clip(bgr + rng.normal(0.0, rng.uniform(2.0, 7.0), bgr.shape), 0, 255)
+    elif op == 3:  # rendered at another resolution and scaled back
+        f = rng.uniform(0.4, 0.8)
+        small = cv2.resize(bgr, (int(w * f), int(h * f)), interpolation=cv2.INTER_AREA)
+        inner = cv2.resize(small, (w, h), interpolation=[cv2.INTER_LINEAR, cv2.INTER_CUBIC][int(rng.integers(0, 2))])
+    else:  # compressed once more than the rest of the frame
+        inner = _jpeg(bgr, int(rng.integers(30, 80)))
+    out = bgr.astype(np.float32) * (1.0 - mask) + inner.astype(np.float32) * mask
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def load_landmarks(root):
+    """{crop file name: 68 landmarks} from the ROOT/landmarks.jsonl `dfmon dataset extract` writes."""
+    path = os.path.join(root, "landmarks.jsonl")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: needed for --detail-fakes (written by dfmon dataset extract)")
+    out = {}
+    with open(path) as f:
+        for line in f:
+            rec = json.loads(line)
+            out[os.path.basename(rec["file"])] = rec["landmarks"]
+    return out
+
+
 class FaceCrops(Dataset):
-    def __init__(self, root, split, size, train):
+    def __init__(self, root, split, size, train, augment_level="full"):
+        self.augment_level = augment_level
         self.items = list_split(root, split)
         if not self.items:
             raise FileNotFoundError(f"no images under {os.path.join(root, split)}/{{real,fake}}")
@@ -90,7 +158,7 @@ class FaceCrops(Dataset):
             raise IOError(f"cannot read {path}")
         if self.train:
             # Seed from torch's RNG: reproducible under torch.manual_seed and distinct per worker.
-            bgr = augment(bgr, np.random.default_rng(int(torch.randint(0, 2 ** 31 - 1, (1,)))))
+            bgr = augment(bgr, np.random.default_rng(int(torch.randint(0, 2 ** 31 - 1, (1,)))), self.augment_level)
         if bgr.shape[:2] != (self.size, self.size):
             shrink = bgr.shape[0] > self.size
             bgr = cv2.resize(bgr, (self.size, self.size),
@@ -104,7 +172,10 @@ class PairedCrops(Dataset):
     difference the network can use is the manipulation itself, not who or where the person is — the
     pairing Self-Blended Images trains with."""
 
-    def __init__(self, root, split, size):
+    def __init__(self, root, split, size, augment_level="full", detail_fakes=0.0):
+        self.augment_level = augment_level
+        self.detail_fakes = detail_fakes
+        self.landmarks = load_landmarks(root) if detail_fakes > 0 else {}
         real_dir, fake_dir = os.path.join(root, split, "real"), os.path.join(root, split, "fake")
         fakes = {}
         for f in sorted(os.listdir(fake_dir)) if os.path.isdir(fake_dir) else []:
@@ -122,11 +193,13 @@ class PairedCrops(Dataset):
     def __len__(self):
         return len(self.pairs)
 
-    def _load(self, path, seed):
+    def _load(self, path, seed, make_fake=False):
         bgr = cv2.imread(path, cv2.IMREAD_COLOR)
         if bgr is None:
             raise IOError(f"cannot read {path}")
-        bgr = augment(bgr, np.random.default_rng(seed))
+        if make_fake:
+            bgr = detail_fake(bgr, self.landmarks[os.path.basename(path)], np.random.default_rng(seed + 1))
+        bgr = augment(bgr, np.random.default_rng(seed), self.augment_level)
         if bgr.shape[:2] != (self.size, self.size):
             shrink = bgr.shape[0] > self.size
             bgr = cv2.resize(bgr, (self.size, self.size),
@@ -136,6 +209,9 @@ class PairedCrops(Dataset):
     def __getitem__(self, i):
         real, fakes = self.pairs[i]
         seed = int(torch.randint(0, 2 ** 31 - 1, (1,)))
+        if self.detail_fakes > 0 and float(torch.rand(1)) < self.detail_fakes \
+                and os.path.basename(real) in self.landmarks:
+            return torch.stack([self._load(real, seed), self._load(real, seed, make_fake=True)]), torch.tensor([0, 1])
         fake = fakes[int(torch.randint(0, len(fakes), (1,)))]
         return torch.stack([self._load(real, seed), self._load(fake, seed)]), torch.tensor([0, 1])
 
@@ -162,10 +238,10 @@ def _worker_init(_):
     torch.set_num_threads(1)
 
 
-def make_loaders(root, size, batch, workers=0, seed=0, paired=False):
+def make_loaders(root, size, batch, workers=0, seed=0, paired=False, augment_level="full", detail_fakes=0.0):
     val = FaceCrops(root, "val", size, train=False)
     if paired:  # batch/2 real crops, each with one of its own fakes
-        train = PairedCrops(root, "train", size)
+        train = PairedCrops(root, "train", size, augment_level, detail_fakes)
         g = torch.Generator()
         g.manual_seed(seed)
         train_dl = DataLoader(train, batch_size=max(1, batch // 2), shuffle=True, generator=g, num_workers=workers,
@@ -173,7 +249,7 @@ def make_loaders(root, size, batch, workers=0, seed=0, paired=False):
                               collate_fn=_collate_pairs)
         return train_dl, DataLoader(val, batch_size=batch, shuffle=False, num_workers=workers,
                                     worker_init_fn=_worker_init)
-    train = FaceCrops(root, "train", size, train=True)
+    train = FaceCrops(root, "train", size, train=True, augment_level=augment_level)
     train_dl = DataLoader(train, batch_size=batch, sampler=balanced_sampler(train, seed),
                           num_workers=workers, drop_last=len(train) >= batch, worker_init_fn=_worker_init)
     val_dl = DataLoader(val, batch_size=batch, shuffle=False, num_workers=workers, worker_init_fn=_worker_init)

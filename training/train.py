@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 
 from common import roc_auc, seed_everything, set_threads  # noqa: E402
-from dataset import make_loaders  # noqa: E402
+from dataset import AUGMENT_LEVELS, make_loaders  # noqa: E402
 from models import ARCHS, FULLRES_OF, VisionTransformer, build_model, fullres_from_pooled, load_weights  # noqa: E402
 
 
@@ -56,6 +56,12 @@ def parse_args(argv=None):
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt if it exists")
     p.add_argument("--paired", action="store_true",
                    help="train on real/fake pairs (each real with one of its own synthetic fakes, same augmentation)")
+    p.add_argument("--augment", choices=AUGMENT_LEVELS, default="full",
+                   help="training augmentation: full (shipped: colour, down-up scaling, blur, noise, JPEG 40-95), "
+                        "light (colour, JPEG 75-95), colour (flip and colour only)")
+    p.add_argument("--detail-fakes", type=float, default=0.0,
+                   help="with --paired: share of pairs whose fake is made on the fly from the real crop by changing "
+                        "only the detail inside a face-region mask (needs DIR/landmarks.jsonl)")
     p.add_argument("--init", help="start from the weights of this checkpoint (fine-tuning; fresh optimizer "
                                   "and schedule)")
     args = p.parse_args(argv)
@@ -65,6 +71,10 @@ def parse_args(argv=None):
         args.final_size = args.size
     if args.arch in FULLRES_OF and (args.size, args.final_size) != (224, 224):
         p.error(f"--arch {args.arch} reads the 224 px crop itself: train it with --size 224")
+    if not 0.0 <= args.detail_fakes <= 1.0:
+        p.error(f"--detail-fakes {args.detail_fakes:g}: a share, must be within [0, 1]")
+    if args.detail_fakes and not args.paired:
+        p.error("--detail-fakes makes each fake from its real crop: it needs --paired")
     return args
 
 
@@ -124,10 +134,14 @@ def recipe(args):
     if args.final_epochs:
         phases += f" + {args.final_epochs} ep at {args.final_size}px"
     start = f"fine-tuned from {args.init}" if args.init else "from scratch"
+    aug = {"full": "flip/colour/rescale/blur/noise/JPEG q40-95", "light": "flip/colour/JPEG q75-95",
+           "colour": "flip/colour"}[args.augment]
+    sampling = "real/fake pairs" if args.paired else "class-balanced sampling"
+    if args.paired and args.detail_fakes:
+        sampling += f", {args.detail_fakes:g} of the fakes detail-only from the real crop"
     return (f"{args.arch} {start}; {phases}; AdamW lr {args.lr:g} wd {args.weight_decay:g}, "
             f"warmup {args.warmup_epochs:g} ep + cosine; batch {args.batch}; label smoothing "
-            f"{args.label_smoothing:g}; aug flip/colour/rescale/blur/noise/JPEG q40-95 on both classes; "
-            f"class-balanced sampling")
+            f"{args.label_smoothing:g}; aug {aug} on both classes; {sampling}")
 
 
 def main(argv=None):
@@ -138,7 +152,8 @@ def main(argv=None):
     last_path, best_path = os.path.join(args.out, "last.pt"), os.path.join(args.out, "best.pt")
     metrics_path = os.path.join(args.out, "metrics.jsonl")
 
-    train_dl, val_dl = make_loaders(args.data, args.size, args.batch, args.workers, args.seed, args.paired)
+    train_dl, val_dl = make_loaders(args.data, args.size, args.batch, args.workers, args.seed, args.paired,
+                                    args.augment, args.detail_fakes)
     n_train, n_val = len(train_dl.dataset), len(val_dl.dataset)
     total_epochs = args.epochs + args.final_epochs
     steps_per_epoch = len(train_dl) if not args.epoch_steps else min(len(train_dl), args.epoch_steps)

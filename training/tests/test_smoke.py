@@ -18,6 +18,7 @@ sys.path.insert(0, TRAINING)
 
 import common  # noqa: E402  (first: sets the OpenMP wait policy before torch loads)
 import cv2  # noqa: E402
+import dataset  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
@@ -210,6 +211,54 @@ class Smoke(unittest.TestCase):
         # A constant grid stays constant under bicubic resampling.
         flat = torch.ones(1, 1 + 4, 8)
         self.assertTrue(torch.allclose(models.resize_pos_embed(flat, 3), torch.ones(1, 10, 8), atol=1e-6))
+
+    def test_detail_fake_changes_only_the_face_region(self):
+        ring = [v for a in np.linspace(0, 2 * np.pi, 68, endpoint=False) for v in (112 + 40 * np.cos(a), 112 + 50 * np.sin(a))]
+        rng = np.random.default_rng(5)
+        img = rng.integers(0, 256, (224, 224, 3)).astype(np.uint8)  # texture everywhere, so every op shows
+        changed = 0
+        for seed in range(20):
+            a = dataset.detail_fake(img, ring, np.random.default_rng(seed))
+            self.assertTrue(np.array_equal(a, dataset.detail_fake(img, ring, np.random.default_rng(seed))))
+            self.assertEqual((a.shape, a.dtype), (img.shape, img.dtype))
+            diff = np.abs(a.astype(int) - img).max(axis=2)
+            self.assertEqual(int(diff[:20].max()), 0)  # far from the face: untouched
+            self.assertEqual(int(diff[:, :20].max()), 0)
+            changed += int(diff[112, 112] > 0 or diff[140, 112] > 0 or diff[95, 112] > 0)
+        self.assertGreaterEqual(changed, 18)  # the region (whole, lower, eyes) holds the change
+
+    def test_paired_training_with_detail_fakes(self):
+        # Paired layout: each real crop with one synth fake, landmarks.jsonl at the root.
+        root = os.path.join(self.tmp, "paired")
+        ring = [v for a in np.linspace(0, 2 * np.pi, 68, endpoint=False) for v in (32 + 12 * np.cos(a), 32 + 15 * np.sin(a))]
+        with open(os.path.join(self.tmp, "lm.jsonl"), "w") as lj:
+            for split in ("train", "val"):
+                for label in ("real", "fake"):
+                    os.makedirs(os.path.join(root, split, label))
+                rng = np.random.default_rng(len(split))
+                for i in range(8):  # textured, so that every detail change shows after rounding
+                    stem, img = f"{i:03d}", rng.integers(0, 256, (64, 64, 3)).astype(np.uint8)
+                    cv2.imwrite(os.path.join(root, split, "real", stem + ".png"), img)
+                    cv2.imwrite(os.path.join(root, split, "fake", stem + "_sbi0.png"), 255 - img)
+                    lj.write(json.dumps({"file": f"{split}/real/{stem}.png", "landmarks": ring}) + "\n")
+        args = ["--data", root, "--arch", "resnet18", "--out", os.path.join(self.tmp, "run_detail"), "--batch", "8",
+                "--size", "32", "--epochs", "1", "--epoch-steps", "1", "--log-every", "0", "--paired",
+                "--detail-fakes", "1", "--augment", "light"]
+        with self.assertRaises(FileNotFoundError):  # no landmarks.jsonl yet
+            train.main(args)
+        os.replace(os.path.join(self.tmp, "lm.jsonl"), os.path.join(root, "landmarks.jsonl"))
+        ds = dataset.PairedCrops(root, "train", 32, "colour", detail_fakes=1.0)
+        x, y = ds[0]
+        self.assertEqual(y.tolist(), [0, 1])
+        # The fake is the real crop changed inside the face only (not the synth fake, its negative).
+        self.assertGreater(float((x[0] - x[1]).abs().max()), 0.0)
+        self.assertTrue(torch.equal(x[0, :, :3, :3], x[1, :, :3, :3]))
+        self.assertEqual(train.main(args), 0)
+        recipe = torch.load(os.path.join(self.tmp, "run_detail", "last.pt"))["training"]["recipe"]
+        self.assertIn("1 of the fakes detail-only", recipe)
+        self.assertIn("aug flip/colour/JPEG q75-95", recipe)
+        with self.assertRaises(SystemExit):  # detail fakes are made from a pair's real crop
+            train.parse_args(args[:-5] + ["--detail-fakes", "0.5"])
 
     def test_roc_auc(self):
         rng = np.random.default_rng(1)
