@@ -225,6 +225,7 @@ a{color:#1a73e8;text-decoration:none}a:hover{text-decoration:underline}
 .kv dt{color:var(--mute)}.kv dd{margin:0}
 code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12px;background:#f1f3f4;padding:0 4px;border-radius:3px}
 .errbox{color:#a50e0e;background:#fce8e6;padding:8px 12px;border-radius:6px;white-space:pre-wrap;word-break:break-word;font-family:ui-monospace,Menlo,Consolas,monospace;font-size:13px}
+.caution{color:#7a4300;background:#fef7e0;border-left:3px solid var(--err);padding:8px 12px;border-radius:4px;margin:10px 0 0}
 .track{border-top:1px solid #eceff1;padding-top:12px;margin-top:12px}
 .track-body{display:flex;gap:16px;align-items:flex-start}
 svg.track-plot{flex:1 1 auto;min-width:0;width:100%;height:auto;font-size:11px}
@@ -250,6 +251,35 @@ std::string legend() {
          "<span><i style=\"width:18px;border-top:2px dashed var(--fake)\"></i>alert on</span><span><i "
          "style=\"width:18px;border-top:2px dotted var(--err)\"></i>alert off</span><span><i style=\"width:14px;"
          "height:10px;background:rgba(197,34,31,.18)\"></i>alert span</span></div>";
+}
+
+// A model's measured quality from its card ("metrics"), e.g. "synthetic val AUC 0.83 · real deepfakes
+// video AUC 0.50 (46 videos)"; empty when the card records none.
+std::string quality_line(const json& metrics) {
+  std::string out;
+  const json& val = sub(metrics, "synthetic_val").is_object() ? sub(metrics, "synthetic_val") : sub(metrics, "val");
+  if (sub(val, "auc").is_number()) out += "synthetic val AUC " + fmt(num(val, "auc"), 2);
+  const json& rd = sub(metrics, "real_deepfakes");
+  if (sub(rd, "video_auc").is_number()) {
+    if (!out.empty()) out += " · ";
+    out += "real deepfakes video AUC " + fmt(num(rd, "video_auc"), 2);
+    if (num(rd, "n_videos") > 0) out += " (" + fmt(num(rd, "n_videos"), 0) + " videos)";
+  }
+  return out;
+}
+
+// The ensemble's video AUC on real deepfakes as the cards record it (the ensemble figure when a card
+// has one, else the best single model's); NaN when no card measured it.
+double real_deepfake_auc(const json& models) {
+  double best = std::nan("");
+  for (const auto& m : models) {
+    const json& metrics = sub(m, "metrics");
+    const json& ens = sub(metrics, "ensemble_real_deepfakes_video_auc");
+    if (ens.is_number() && models.size() > 1) return ens.get<double>();
+    const json& v = sub(sub(metrics, "real_deepfakes"), "video_auc");
+    if (v.is_number() && !(v.get<double>() <= best)) best = v.get<double>();
+  }
+  return best;
 }
 
 std::string input_section(size_t idx, const json& in, const InputReport* rep, double on, double off, double gap_s) {
@@ -333,7 +363,17 @@ std::string audit_report_html(const json& report, const std::vector<InputReport>
       const std::string sha = str(m, "sha256");
       h += "<div>" + html_escape(str(m, "name")) + " <span class=\"mute small\">" + html_escape(str(m, "file")) +
            "</span> <code title=\"" + html_escape(sha) + "\">" + html_escape(sha.substr(0, 12)) +
-           "</code> <span class=\"mute small\">weight " + fmt(num(m, "weight"), 2) + "</span></div>";
+           "</code> <span class=\"mute small\">weight " + fmt(num(m, "weight"), 2);
+      const std::string quality = quality_line(sub(m, "metrics"));
+      if (!quality.empty()) h += " · " + html_escape(quality);
+      h += "</span></div>";
+    }
+    // Below this the verdicts are not evidence; say so where the analyst reads them.
+    const double auc = real_deepfake_auc(models);
+    if (std::isfinite(auc) && auc < 0.75) {
+      h += "<div class=\"caution\">Measured on real deepfake videos, these models reach a video AUC of only " +
+           fmt(auc, 2) + " (0.5 is chance; see the model cards). Treat a verdict as a lead for review, not as "
+           "evidence.</div>";
     }
   } else {
     h += "<span class=\"mute\">none listed</span>";

@@ -59,6 +59,14 @@ def make_bad_inputs(work, good):
     return bad, unreadable
 
 
+def check_model_metrics(report, models):
+    """Each model's measured quality is copied from its card, so the report says how far to trust it."""
+    for m in report["models"]:
+        card = json.load(open(os.path.join(models, m["name"] + ".json")))
+        if m.get("metrics") != card.get("metrics"):
+            fail("models[%s].metrics %r differs from its card's %r" % (m["name"], m.get("metrics"), card.get("metrics")))
+
+
 def check_schema(report, names):
     for key in ("schema", "version", "models", "settings", "inputs", "summary"):
         if key not in report:
@@ -119,6 +127,7 @@ def plumbing(dfmon, models, samples, work):
     if json.load(open(report_path)) != report:
         fail("--report file differs from --json output")
     check_schema(report, ["tiny_a", "tiny_b"])
+    check_model_metrics(report, models)
     by_src = {i["source"]: i for i in report["inputs"]}
     g = by_src.get(good)
     if not g or g["status"] != "ok" or g["faces_scored"] < 10 or not g["tracks"]:
@@ -147,6 +156,12 @@ def real_models(dfmon, models, samples, work):
     code, out, err = run([dfmon, "--models", models, "audit", real, fake, "--json"])
     report = json.loads(out)
     check_schema(report, ["resnet18", "vit"])
+    check_model_metrics(report, models)
+    html = os.path.join(work, "real.html")
+    run([dfmon, "--models", models, "audit", real, "--html", html])
+    page = open(html).read()
+    if "real deepfakes video AUC" not in page or 'class="caution"' not in page:
+        fail("the HTML report does not show the models' measured quality and the near-chance caution")
     verdicts = {os.path.basename(i["source"]): (i.get("verdict"), i.get("score")) for i in report["inputs"]}
     print("verdicts:", verdicts, flush=True)
     if verdicts["real_d18.mp4"][0] != "real" or verdicts["synthetic_fake_d18.mp4"][0] != "fake" or code != 1:

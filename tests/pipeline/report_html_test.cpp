@@ -168,6 +168,34 @@ TEST(ReportHtml, RendersPlotsThumbnailsAndVerdicts) {
   EXPECT_NE(html.find(">aaaaaaaaaaaa</code>"), std::string::npos);  // short sha256 (full one in the tooltip)
 }
 
+TEST(ReportHtml, ShowsEachModelsMeasuredQualityAndCautionsWhenNearChance) {
+  Sample s = make_sample();
+  // As in the shipped cards: synthetic val, real deepfakes per model, and the ensemble's figure.
+  s.report["models"][0]["metrics"] = {{"synthetic_val", {{"auc", 0.8306}}},
+                                      {"real_deepfakes", {{"video_auc", 0.502}, {"n_videos", 46}}},
+                                      {"ensemble_real_deepfakes_video_auc", 0.512}};
+  s.report["models"][1]["metrics"] = {{"val", {{"auc", 0.649}}}};  // an exported card: val only
+  std::string html = audit_report_html(s.report, s.inputs);
+  EXPECT_NE(html.find("synthetic val AUC 0.83 · real deepfakes video AUC 0.50 (46 videos)"), std::string::npos);
+  EXPECT_NE(html.find("synthetic val AUC 0.65</span>"), std::string::npos);
+  EXPECT_EQ(count(html, "class=\"caution\""), 1u);
+  EXPECT_NE(html.find("video AUC of only 0.51"), std::string::npos);  // the ensemble's, not one model's
+
+  // Without an ensemble figure the better model stands for the pair; a good one gets no caution.
+  s.report["models"][0]["metrics"].erase("ensemble_real_deepfakes_video_auc");
+  s.report["models"][1]["metrics"]["real_deepfakes"] = {{"video_auc", 0.6}};
+  html = audit_report_html(s.report, s.inputs);
+  EXPECT_NE(html.find("video AUC of only 0.60"), std::string::npos);
+  s.report["models"][1]["metrics"]["real_deepfakes"]["video_auc"] = 0.93;
+  EXPECT_EQ(count(audit_report_html(s.report, s.inputs), "class=\"caution\""), 0u);
+
+  // Cards that measured nothing (null metrics, as in older reports): no figures, no caution.
+  for (auto& m : s.report["models"]) m["metrics"] = nullptr;
+  html = audit_report_html(s.report, s.inputs);
+  EXPECT_EQ(html.find("AUC"), std::string::npos);
+  EXPECT_EQ(count(html, "class=\"caution\""), 0u);
+}
+
 TEST(ReportHtml, EscapesEverythingFromTheInput) {
   Sample s = make_sample();
   const std::string html = audit_report_html(s.report, s.inputs);
