@@ -44,7 +44,8 @@ int run(const GlobalOptions& g, const ModelsOptions& o) {
                              {"sha256", m.sha256},
                              {"input", {m.card.width, m.card.height}},
                              {"weight", round6((*set)->weights()[i])},
-                             {"selfcheck_p_fake", round6(s.per_model[i])}});
+                             {"selfcheck_p_fake", round6(s.per_model[i])},
+                             {"metrics", model_card_metrics(m.card)}});
   }
   out["selfcheck"] = {{"crop", have_sample ? sample.string() : "grey 224x224"}, {"ensemble", round6(s.ensemble)}, {"ok", ok}};
   if (o.json) {
@@ -55,6 +56,15 @@ int run(const GlobalOptions& g, const ModelsOptions& o) {
       std::printf("  %-10s %-14s %-16s sha256 %s  weight %.2f  self-check P(fake) %.4f\n", m["name"].get<std::string>().c_str(),
                   m["architecture"].get<std::string>().c_str(), m["file"].get<std::string>().c_str(),
                   m["sha256"].get<std::string>().substr(0, 16).c_str(), m["weight"].get<double>(), m["selfcheck_p_fake"].get<double>());
+    }
+    for (const auto& m : out["models"]) {  // measured quality, as the card records it (free-form: check types)
+      const nlohmann::json& metrics = m["metrics"];
+      if (!metrics.is_object() || !metrics.contains("real_deepfakes") || !metrics["real_deepfakes"].is_object()) continue;
+      const nlohmann::json& real = metrics["real_deepfakes"];
+      if (!real.contains("video_auc") || !real["video_auc"].is_number()) continue;
+      std::printf("  %-10s real deepfakes: video AUC %.2f", m["name"].get<std::string>().c_str(), real["video_auc"].get<double>());
+      if (real.contains("n_videos") && real["n_videos"].is_number()) std::printf(" on %.0f videos", real["n_videos"].get<double>());
+      std::printf(" (model card)\n");
     }
     std::printf("  ensemble self-check P(fake) %.4f on %s: %s\n", s.ensemble, out["selfcheck"]["crop"].get<std::string>().c_str(),
                 ok ? "ok" : "FAILED");

@@ -108,6 +108,12 @@ Result<ModelCard> parse_model_card(const std::string& text, const std::string& s
   return c;
 }
 
+nlohmann::json model_card_metrics(const ModelCard& card) {
+  const auto j = nlohmann::json::parse(card.raw_json, nullptr, /*allow_exceptions=*/false);
+  if (j.is_object() && j.contains("metrics") && j["metrics"].is_object()) return j["metrics"];
+  return nullptr;
+}
+
 Result<ModelCard> load_model_card(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return NotFound("model card " + path + ": cannot open");

@@ -11,14 +11,6 @@ namespace {
 double r4(double v) { return std::isfinite(v) ? std::round(v * 1e4) / 1e4 : 0.0; }
 double r3(double v) { return std::isfinite(v) ? std::round(v * 1e3) / 1e3 : 0.0; }
 
-// The card's measured quality ("metrics"), so a report says how far its verdicts can be trusted; null
-// when the card records none.
-nlohmann::json card_metrics(const ModelCard& card) {
-  const auto j = nlohmann::json::parse(card.raw_json, nullptr, /*allow_exceptions=*/false);
-  if (j.is_object() && j.contains("metrics") && j["metrics"].is_object()) return j["metrics"];
-  return nullptr;
-}
-
 nlohmann::json input_json(const InputReport& in, const ModelSet& models) {
   nlohmann::json j;
   j["source"] = in.source;
@@ -76,7 +68,7 @@ nlohmann::json audit_report_json(const std::vector<InputReport>& inputs, const M
                            {"file", std::filesystem::path(m.onnx_path).filename().string()},
                            {"sha256", m.sha256},
                            {"weight", r4(models.weights()[i])},
-                           {"metrics", card_metrics(m.card)}});
+                           {"metrics", model_card_metrics(m.card)}});
   }
   r["settings"] = {{"sample_fps", o.sample_fps},
                    {"threshold", o.threshold},

@@ -276,6 +276,8 @@ TEST(CliModels, JsonListsBothModelsWithHashesAndSelfCheck) {
     EXPECT_EQ(m.at("sha256"), *hash);
     EXPECT_NEAR(m.at("weight").get<double>(), 0.5, 1e-9);
     EXPECT_EQ(m.at("input"), json({224, 224}));
+    std::ifstream card_file(models / (m.at("name").get<std::string>() + ".json"));
+    EXPECT_EQ(m.at("metrics"), json::parse(card_file).at("metrics"));  // the card's measured quality
     const double p = m.at("selfcheck_p_fake");
     EXPECT_GE(p, 0.0);
     EXPECT_LE(p, 1.0);

@@ -77,6 +77,23 @@ TEST(ModelCard, OptionalFieldsTakeDefaults) {
   EXPECT_EQ(r->output_type, "logits");
 }
 
+TEST(ModelCard, MetricsAreTheCardsMeasuredQualityOrNull) {
+  json j = valid_card();
+  auto r = parse_model_card(j.dump(), "m.json");
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(model_card_metrics(*r), json({{"val", {{"auc", 0.9}}}}));
+  for (const json& metrics : {json(nullptr), json("0.9"), json::array({0.9})}) {  // not an object: none
+    j["metrics"] = metrics;
+    r = parse_model_card(j.dump(), "m.json");
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+    EXPECT_TRUE(model_card_metrics(*r).is_null()) << metrics;
+  }
+  j.erase("metrics");
+  r = parse_model_card(j.dump(), "m.json");
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_TRUE(model_card_metrics(*r).is_null());
+}
+
 TEST(ModelCard, AcceptsBgrProbabilitiesAndOtherFakeIndex) {
   json j = valid_card();
   j["input"]["color"] = "BGR";

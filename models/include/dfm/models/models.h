@@ -39,6 +39,9 @@ struct ModelCard {
 // Parses and validates a card; errors name the file and key ("resnet18.json: input.mean: needs 3 values").
 Result<ModelCard> parse_model_card(const std::string& json_text, const std::string& source_name);
 Result<ModelCard> load_model_card(const std::string& json_path);
+// The card's measured quality, its free-form "metrics" object (e.g. synthetic_val.auc,
+// real_deepfakes.video_auc), for reports; null when the card records none.
+nlohmann::json model_card_metrics(const ModelCard& card);
 
 enum class Backend { kAuto, kCuda, kOpenCL, kCpu };
 Result<Backend> parse_backend(const std::string& name);
