@@ -266,7 +266,17 @@ int run(const GlobalOptions& g, const WatchOptions& o) {
   const auto started = std::chrono::steady_clock::now();
   const nlohmann::json feed = {{"types", feed_types(cfg)}, {"auth", !cfg.server.token.empty()}};
   const nlohmann::json scoring = {{"alert_on", cfg.scoring.alert.on}, {"alert_off", cfg.scoring.alert.off}};
-  (*srv)->set_health_provider([&monitor, started, feed, scoring] {
+  // What the cards say about the models' quality, so the dashboard can tell operators how far to trust alerts.
+  nlohmann::json model_info = nlohmann::json::array();
+  std::vector<nlohmann::json> card_metrics;
+  for (const auto& m : (*models)->models()) {
+    card_metrics.push_back(model_card_metrics(m.card));
+    model_info.push_back({{"name", m.card.name}, {"sha256", m.sha256}, {"metrics", card_metrics.back()}});
+  }
+  const std::string caution = model_quality_caution(recorded_real_deepfake_auc(card_metrics));
+  if (!caution.empty()) log->warn("{}", caution);
+  const nlohmann::json model_caution = caution.empty() ? nlohmann::json(nullptr) : nlohmann::json(caution);
+  (*srv)->set_health_provider([&monitor, started, feed, scoring, model_info, model_caution] {
     MonitorStats st = monitor.stats();
     nlohmann::json j;
     bool all_live = true;
@@ -290,6 +300,8 @@ int run(const GlobalOptions& g, const WatchOptions& o) {
     j["uptime_s"] = std::round(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count() * 10) / 10;
     j["feed"] = feed;  // what the dashboard may request on /alerts, and whether it needs ?token=
     j["scoring"] = scoring;
+    j["models"] = model_info;
+    j["caution"] = model_caution;  // null, or one sentence to show next to the alerts
     return j;
   });
   if (cfg.server.dashboard) (*srv)->set_page_provider(web::make_dashboard({cfg.server.token, thumbnails, alert_log}));

@@ -1,5 +1,6 @@
 // Model card parsing and validation.
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -112,6 +113,28 @@ nlohmann::json model_card_metrics(const ModelCard& card) {
   const auto j = nlohmann::json::parse(card.raw_json, nullptr, /*allow_exceptions=*/false);
   if (j.is_object() && j.contains("metrics") && j["metrics"].is_object()) return j["metrics"];
   return nullptr;
+}
+
+double recorded_real_deepfake_auc(const std::vector<nlohmann::json>& card_metrics) {
+  double best = std::numeric_limits<double>::quiet_NaN();
+  for (const auto& m : card_metrics) {
+    if (!m.is_object()) continue;
+    auto ens = m.find("ensemble_real_deepfakes_video_auc");
+    if (card_metrics.size() > 1 && ens != m.end() && ens->is_number()) return ens->get<double>();
+    auto real = m.find("real_deepfakes");
+    if (real == m.end() || !real->is_object()) continue;
+    auto v = real->find("video_auc");
+    if (v != real->end() && v->is_number() && !(v->get<double>() <= best)) best = v->get<double>();
+  }
+  return best;
+}
+
+std::string model_quality_caution(double auc) {
+  if (!std::isfinite(auc) || auc >= kTrustedRealDeepfakeAuc) return "";
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%.2f", auc);
+  return std::string("Measured on real deepfake videos, these models reach a video AUC of only ") + buf +
+         " (0.5 is chance; see the model cards). Treat a verdict as a lead for review, not as evidence.";
 }
 
 Result<ModelCard> load_model_card(const std::string& path) {

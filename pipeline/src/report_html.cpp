@@ -268,20 +268,6 @@ std::string quality_line(const json& metrics) {
   return out;
 }
 
-// The ensemble's video AUC on real deepfakes as the cards record it (the ensemble figure when a card
-// has one, else the best single model's); NaN when no card measured it.
-double real_deepfake_auc(const json& models) {
-  double best = std::nan("");
-  for (const auto& m : models) {
-    const json& metrics = sub(m, "metrics");
-    const json& ens = sub(metrics, "ensemble_real_deepfakes_video_auc");
-    if (ens.is_number() && models.size() > 1) return ens.get<double>();
-    const json& v = sub(sub(metrics, "real_deepfakes"), "video_auc");
-    if (v.is_number() && !(v.get<double>() <= best)) best = v.get<double>();
-  }
-  return best;
-}
-
 std::string input_section(size_t idx, const json& in, const InputReport* rep, double on, double off, double gap_s) {
   const bool ok = str(in, "status") == "ok";
   const std::string verdict = ok ? str(in, "verdict", "no_faces") : "error";
@@ -369,12 +355,10 @@ std::string audit_report_html(const json& report, const std::vector<InputReport>
       h += "</span></div>";
     }
     // Below this the verdicts are not evidence; say so where the analyst reads them.
-    const double auc = real_deepfake_auc(models);
-    if (std::isfinite(auc) && auc < 0.75) {
-      h += "<div class=\"caution\">Measured on real deepfake videos, these models reach a video AUC of only " +
-           fmt(auc, 2) + " (0.5 is chance; see the model cards). Treat a verdict as a lead for review, not as "
-           "evidence.</div>";
-    }
+    std::vector<json> metrics;
+    for (const auto& m : models) metrics.push_back(sub(m, "metrics"));
+    const std::string caution = model_quality_caution(recorded_real_deepfake_auc(metrics));
+    if (!caution.empty()) h += "<div class=\"caution\">" + html_escape(caution) + "</div>";
   } else {
     h += "<span class=\"mute\">none listed</span>";
   }

@@ -146,6 +146,9 @@ sinks:
         health = json.loads(body)
         if status != 200 or "streams" not in health or len(health["streams"]) != 2:
             fail("/healthz: %s %s" % (status, body))
+        # The tiny models' cards record no real-deepfake figure: models listed, no caution.
+        if [m["name"] for m in health.get("models", [])] != ["tiny_a", "tiny_b"] or health.get("caution", 0) is not None:
+            fail("/healthz models/caution: %s / %r" % (health.get("models"), health.get("caution", "missing")))
         try:
             http_get(addr, "/nope")
             fail("unknown path did not 404")

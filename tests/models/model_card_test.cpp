@@ -1,6 +1,7 @@
 // Model card parsing: a valid card, and every validation error names the file and the key.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -92,6 +93,21 @@ TEST(ModelCard, MetricsAreTheCardsMeasuredQualityOrNull) {
   r = parse_model_card(j.dump(), "m.json");
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   EXPECT_TRUE(model_card_metrics(*r).is_null());
+}
+
+TEST(ModelCard, RecordedRealDeepfakeAucPrefersTheEnsembleFigure) {
+  const json a = {{"real_deepfakes", {{"video_auc", 0.502}}}, {"ensemble_real_deepfakes_video_auc", 0.512}};
+  const json b = {{"real_deepfakes", {{"video_auc", 0.518}}}};
+  EXPECT_DOUBLE_EQ(recorded_real_deepfake_auc({a, b}), 0.512);
+  EXPECT_DOUBLE_EQ(recorded_real_deepfake_auc({a}), 0.502);  // alone, a model is not an ensemble
+  EXPECT_DOUBLE_EQ(recorded_real_deepfake_auc({b, {{"real_deepfakes", {{"video_auc", 0.61}}}}}), 0.61);  // the better one
+  EXPECT_TRUE(std::isnan(recorded_real_deepfake_auc({json(nullptr), {{"val", {{"auc", 0.9}}}}, json("x")})));
+  EXPECT_TRUE(std::isnan(recorded_real_deepfake_auc({{{"real_deepfakes", {{"video_auc", "0.9"}}}}})));  // not a number
+
+  EXPECT_NE(model_quality_caution(0.512).find("video AUC of only 0.51 "), std::string::npos);
+  EXPECT_EQ(model_quality_caution(kTrustedRealDeepfakeAuc), "");
+  EXPECT_EQ(model_quality_caution(0.93), "");
+  EXPECT_EQ(model_quality_caution(std::nan("")), "");
 }
 
 TEST(ModelCard, AcceptsBgrProbabilitiesAndOtherFakeIndex) {

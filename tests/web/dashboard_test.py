@@ -67,6 +67,9 @@ def check_http(addr):
     for key in ("fps", "frames_analyzed", "frames_decoded", "state"):
         if key not in health["streams"][0]:
             fail("/healthz stream without %s: %s" % (key, health["streams"][0]))
+    if [m.get("name") for m in health.get("models", [])] != ["resnet18", "vit"] or \
+            "video AUC of only" not in (health.get("caution") or ""):
+        fail("/healthz models/caution: %s / %r" % (health.get("models"), health.get("caution")))
     print("HTTP: assets with content types, traversal and unknown paths 404, /healthz feed %s" % feed, flush=True)
 
 
@@ -112,6 +115,8 @@ PAGE_STATE = r"""!document.getElementById('feed') || !document.getElementById('t
   feed: document.getElementById('feed').dataset.state,
   feedText: document.getElementById('feed').textContent,
   note: document.getElementById('tracks-note').hidden ? '' : document.getElementById('tracks-note').textContent,
+  caution: document.getElementById('caution') && !document.getElementById('caution').hidden
+    ? document.getElementById('caution').textContent : '',
   streams: Object.fromEntries([...document.querySelectorAll('#streams tbody tr')].map(r => [r.dataset.stream, {
     state: r.querySelector('td.state span').dataset.state,
     reason: r.querySelector('.reason').textContent,
@@ -215,6 +220,10 @@ sinks:
             st = await wait_for(cdp, "the feed to connect while rtsp-fake has no server",
                                 lambda s: s["feed"] == "live" and s["streams"].get("rtsp-fake", {}).get("state") in ("connecting", "retrying"), 60)
             print("feed connected; rtsp-fake %s: %r" % (st["streams"]["rtsp-fake"]["state"], st["streams"]["rtsp-fake"]["reason"][:80]), flush=True)
+            # The bundled models are near chance on real deepfakes (their cards): the page says so by the alerts.
+            if "video AUC of only" not in st["caution"]:
+                fail("no model-quality caution on the page: %r" % st["caution"])
+            print("caution shown: %r" % st["caution"][:90], flush=True)
             rtsp, _, _ = start_rtsp(rtsp_bin, fake_clip, rtsp_port)
             t0 = time.time()
 

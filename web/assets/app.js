@@ -88,6 +88,10 @@
 
   function applyHealth(h) {
     health = h;
+    // The model cards' measured quality: when it is poor the server sends one sentence to show by the alerts.
+    const caution = $('caution');
+    caution.hidden = !(typeof h.caution === 'string' && h.caution);
+    caution.textContent = caution.hidden ? '' : h.caution;
     for (const s of Array.isArray(h.streams) ? h.streams : []) {
       if (typeof s.id !== 'string') continue;
       const c = streamRow(s.id).cells;

@@ -43,6 +43,15 @@ Result<ModelCard> load_model_card(const std::string& json_path);
 // real_deepfakes.video_auc), for reports; null when the card records none.
 nlohmann::json model_card_metrics(const ModelCard& card);
 
+// The video AUC on real deepfakes that the cards record for a set of models used together: the
+// ensemble's figure when there are several models and a card has one, else the best single model's;
+// NaN when no card measured it.
+double recorded_real_deepfake_auc(const std::vector<nlohmann::json>& card_metrics);
+// Below this recorded AUC the tools tell users, next to the verdicts, that a verdict is a lead only.
+constexpr double kTrustedRealDeepfakeAuc = 0.75;
+// That sentence for a recorded AUC; empty when the AUC is unknown or at least kTrustedRealDeepfakeAuc.
+std::string model_quality_caution(double recorded_auc);
+
 enum class Backend { kAuto, kCuda, kOpenCL, kCpu };
 Result<Backend> parse_backend(const std::string& name);
 const char* backend_name(Backend b);
