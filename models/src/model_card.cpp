@@ -116,17 +116,21 @@ nlohmann::json model_card_metrics(const ModelCard& card) {
 }
 
 double recorded_real_deepfake_auc(const std::vector<nlohmann::json>& card_metrics) {
-  double best = std::numeric_limits<double>::quiet_NaN();
+  // The ensemble figure holds only for the models it was measured with: use it when every card records
+  // the same one (an exported pair), else the best single model's.
+  double best = std::numeric_limits<double>::quiet_NaN(), ensemble = best;
+  bool same_ensemble = card_metrics.size() > 1;
   for (const auto& m : card_metrics) {
-    if (!m.is_object()) continue;
-    auto ens = m.find("ensemble_real_deepfakes_video_auc");
-    if (card_metrics.size() > 1 && ens != m.end() && ens->is_number()) return ens->get<double>();
-    auto real = m.find("real_deepfakes");
-    if (real == m.end() || !real->is_object()) continue;
-    auto v = real->find("video_auc");
-    if (v != real->end() && v->is_number() && !(v->get<double>() <= best)) best = v->get<double>();
+    const nlohmann::json* e = m.is_object() && m.contains("ensemble_real_deepfakes_video_auc")
+                                  ? &m["ensemble_real_deepfakes_video_auc"]
+                                  : nullptr;
+    if (!e || !e->is_number() || (!std::isnan(ensemble) && e->get<double>() != ensemble)) same_ensemble = false;
+    if (e && e->is_number()) ensemble = e->get<double>();
+    if (!m.is_object() || !m.contains("real_deepfakes") || !m["real_deepfakes"].is_object()) continue;
+    const nlohmann::json& v = m["real_deepfakes"].contains("video_auc") ? m["real_deepfakes"]["video_auc"] : nlohmann::json();
+    if (v.is_number() && !(v.get<double>() <= best)) best = v.get<double>();
   }
-  return best;
+  return same_ensemble ? ensemble : best;
 }
 
 std::string model_quality_caution(double auc) {

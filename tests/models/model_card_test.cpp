@@ -96,11 +96,17 @@ TEST(ModelCard, MetricsAreTheCardsMeasuredQualityOrNull) {
 }
 
 TEST(ModelCard, RecordedRealDeepfakeAucPrefersTheEnsembleFigure) {
+  // As the bundled cards: each model's figure and the pair's.
   const json a = {{"real_deepfakes", {{"video_auc", 0.502}}}, {"ensemble_real_deepfakes_video_auc", 0.512}};
-  const json b = {{"real_deepfakes", {{"video_auc", 0.518}}}};
+  json b = {{"real_deepfakes", {{"video_auc", 0.518}}}, {"ensemble_real_deepfakes_video_auc", 0.512}};
   EXPECT_DOUBLE_EQ(recorded_real_deepfake_auc({a, b}), 0.512);
   EXPECT_DOUBLE_EQ(recorded_real_deepfake_auc({a}), 0.502);  // alone, a model is not an ensemble
-  EXPECT_DOUBLE_EQ(recorded_real_deepfake_auc({b, {{"real_deepfakes", {{"video_auc", 0.61}}}}}), 0.61);  // the better one
+  // Paired with a model not measured with it (no or another ensemble figure): the better single model.
+  b.erase("ensemble_real_deepfakes_video_auc");
+  EXPECT_DOUBLE_EQ(recorded_real_deepfake_auc({a, b}), 0.518);
+  b["ensemble_real_deepfakes_video_auc"] = 0.7;
+  EXPECT_DOUBLE_EQ(recorded_real_deepfake_auc({a, b}), 0.518);
+  EXPECT_DOUBLE_EQ(recorded_real_deepfake_auc({b, {{"real_deepfakes", {{"video_auc", 0.61}}}}}), 0.61);
   EXPECT_TRUE(std::isnan(recorded_real_deepfake_auc({json(nullptr), {{"val", {{"auc", 0.9}}}}, json("x")})));
   EXPECT_TRUE(std::isnan(recorded_real_deepfake_auc({{{"real_deepfakes", {{"video_auc", "0.9"}}}}})));  // not a number
 

@@ -44,8 +44,8 @@ Result<ModelCard> load_model_card(const std::string& json_path);
 nlohmann::json model_card_metrics(const ModelCard& card);
 
 // The video AUC on real deepfakes that the cards record for a set of models used together: the
-// ensemble's figure when there are several models and a card has one, else the best single model's;
-// NaN when no card measured it.
+// ensemble's figure when every card records the same one (they were measured together), else the best
+// single model's; NaN when no card measured it.
 double recorded_real_deepfake_auc(const std::vector<nlohmann::json>& card_metrics);
 // Below this recorded AUC the tools tell users, next to the verdicts, that a verdict is a lead only.
 constexpr double kTrustedRealDeepfakeAuc = 0.75;
