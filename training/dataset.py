@@ -44,9 +44,10 @@ def augment(bgr, rng, level="full"):
     """Photometric and degradation augmentation of one BGR uint8 crop at its native resolution.
 
     Order follows a capture pipeline: colour, then resolution loss, blur and sensor noise, and
-    compression last. "full" is the shipped recipe; "light" keeps only mild JPEG (quality 75-95) because
-    strong JPEG, down-up scaling and blur erase a sharpened face's extra detail while a softened face
-    stays soft, which may teach "soft = fake"; "colour" keeps only the flip and colour jitter."""
+    compression last. "full" is the shipped recipe; "light" keeps only mild JPEG (quality 75-95) and
+    "colour" only the flip and colour jitter. They were added to test whether strong degradation (which
+    erases a sharpened face's extra detail but leaves a softened face soft) taught "soft = fake": it did
+    not, the bias stays without it (models/README.md)."""
     img = bgr
     if rng.random() < 0.5:
         img = img[:, ::-1]
