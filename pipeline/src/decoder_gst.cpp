@@ -58,7 +58,13 @@ void on_post_message_pre(GObject*, GstClockTime, GstElement* element, GstMessage
 void ensure_gstreamer() {
   static std::once_flag once;
   std::call_once(once, [] {
+    // Every stream thread waits here for the first one, in 'connecting': a slow start shows in the log.
+    // (A full plugin-registry rebuild takes ~2 s here; faults_e2e under ASan has seen all streams stuck
+    // in 'connecting' for 20 s three times, cause not found yet.)
+    const auto t0 = std::chrono::steady_clock::now();
     gst_init(nullptr, nullptr);
+    const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (took > 2.0) get_logger("gstreamer")->warn("GStreamer took {:.1f} s to initialise", took);
     // Hooks must be registered before any pipeline runs (GStreamer's rule), hence here.
     auto* tap = static_cast<GstTracer*>(g_object_new(dfm_error_tap_get_type(), nullptr));
     gst_object_ref_sink(tap);

@@ -329,7 +329,9 @@ sinks:
         if wedged is None and time.time() - started >= 10:
             evs = [json.loads(l) for l in open(events).read().splitlines() if l.endswith("}")] \
                 if os.path.exists(events) else []
-            if not any(e["type"] == "score" or e.get("state") not in (None, "connecting") for e in evs):
+            # missing-file fails before any GStreamer pipeline exists: it says nothing about a wedge.
+            if not any(e["type"] == "score" or e.get("state") not in (None, "connecting")
+                       for e in evs if e["stream"] != "missing-file"):
                 wedged = "no stream past 'connecting' after 10 s; threads then:\n" + describe_process(proc.pid)
                 print("   " + wedged.splitlines()[0], flush=True)
             else:
