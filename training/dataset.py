@@ -84,6 +84,18 @@ def _jpeg(img, quality):
     return cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else img
 
 
+def unsharp(img, sigma, amount):
+    """Unsharp masking: img + amount * (img - Gaussian blur of img)."""
+    return cv2.addWeighted(img, 1.0 + amount, cv2.GaussianBlur(img, (0, 0), sigma), -amount, 0)
+
+
+def hull_mask(points, shape):
+    """Float32 mask of the given (h, w) shape, 1 inside the convex hull of the points, 0 outside."""
+    mask = np.zeros(shape, np.float32)
+    cv2.fillConvexPoly(mask, cv2.convexHull(np.asarray(points).astype(np.int32)), 1.0)
+    return mask
+
+
 # Landmark index sets (dlib 68-point order) of the regions a detail fake changes: whole face, lower face
 # and mouth, eyes with brows — the mask shapes `dfmon dataset synth` blends with.
 _REGIONS = (np.arange(68), np.r_[2:15, 31:36, 48:68], np.r_[17:27, 36:48])
@@ -98,8 +110,7 @@ def detail_fake(bgr, landmarks, rng):
     fakes make a detail mismatch in either direction the cue."""
     pts = np.asarray(landmarks, np.float32).reshape(-1, 2)[_REGIONS[int(rng.integers(0, 3))]]
     h, w = bgr.shape[:2]
-    mask = np.zeros((h, w), np.float32)
-    cv2.fillConvexPoly(mask, cv2.convexHull(pts.astype(np.int32)), 1.0)
+    mask = hull_mask(pts, (h, w))
     k = int(rng.integers(0, 3))
     if k:
         kernel = np.ones((2 * k + 1, 2 * k + 1), np.uint8)
@@ -109,7 +120,7 @@ def detail_fake(bgr, landmarks, rng):
     op = int(rng.integers(0, 5))
     if op == 0:  # sharpen
         s, a = rng.uniform(0.5, 1.5), rng.uniform(0.5, 2.5)
-        inner = cv2.addWeighted(bgr, 1.0 + a, cv2.GaussianBlur(bgr, (0, 0), s), -a, 0)
+        inner = unsharp(bgr, s, a)
     elif op == 1:  # blur
         inner = cv2.GaussianBlur(bgr, (0, 0), rng.uniform(0.5, 1.5))
     elif op == 2:  # another sensor's grain

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from common import roc_auc, set_threads
-from dataset import IMG_EXTS, to_tensor
+from dataset import IMG_EXTS, hull_mask, to_tensor, unsharp
 from models import FULLRES_OF, build_model, load_weights
 
 CROP = 224  # the product's crop size
@@ -92,13 +92,9 @@ def load_scorer(checkpoint):
     return p_fake
 
 
-def _unsharp(img, amount):
-    return cv2.addWeighted(img, 1.0 + amount, cv2.GaussianBlur(img, (0, 0), 1.2), -amount, 0)
-
-
 # Changes made to the face interior only (soft landmark-hull mask) of real crops.
 PROBES = {
-    "sharpened": lambda img: _unsharp(img, 1.5),
+    "sharpened": lambda img: unsharp(img, 1.2, 1.5),
     "blurred": lambda img: cv2.GaussianBlur(img, (0, 0), 1.0),
     "tinted": lambda img: np.clip(img.astype(np.int16) + np.array([0, 0, 10], np.int16), 0, 255).astype(np.uint8),
 }
@@ -117,8 +113,7 @@ def load_probe_faces(crops_dir):
             if img is None or img.shape[:2] != (CROP, CROP):
                 continue
             pts = np.asarray(rec["landmarks"], np.float32).reshape(-1, 2)
-            mask = np.zeros((CROP, CROP), np.float32)
-            cv2.fillConvexPoly(mask, cv2.convexHull(pts.astype(np.int32)), 1.0)
+            mask = hull_mask(pts, (CROP, CROP))
             faces.append((img, cv2.GaussianBlur(mask, (15, 15), 0)[..., None]))
     return faces
 
