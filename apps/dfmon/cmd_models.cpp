@@ -57,14 +57,9 @@ int run(const GlobalOptions& g, const ModelsOptions& o) {
                   m["architecture"].get<std::string>().c_str(), m["file"].get<std::string>().c_str(),
                   m["sha256"].get<std::string>().substr(0, 16).c_str(), m["weight"].get<double>(), m["selfcheck_p_fake"].get<double>());
     }
-    for (const auto& m : out["models"]) {  // measured quality, as the card records it (free-form: check types)
-      const nlohmann::json& metrics = m["metrics"];
-      if (!metrics.is_object() || !metrics.contains("real_deepfakes") || !metrics["real_deepfakes"].is_object()) continue;
-      const nlohmann::json& real = metrics["real_deepfakes"];
-      if (!real.contains("video_auc") || !real["video_auc"].is_number()) continue;
-      std::printf("  %-10s real deepfakes: video AUC %.2f", m["name"].get<std::string>().c_str(), real["video_auc"].get<double>());
-      if (real.contains("n_videos") && real["n_videos"].is_number()) std::printf(" on %.0f videos", real["n_videos"].get<double>());
-      std::printf(" (model card)\n");
+    for (const auto& m : out["models"]) {  // measured quality, as the card records it
+      const std::string quality = model_quality_summary(m["metrics"]);
+      if (!quality.empty()) std::printf("  %-10s %s (model card)\n", m["name"].get<std::string>().c_str(), quality.c_str());
     }
     std::printf("  ensemble self-check P(fake) %.4f on %s: %s\n", s.ensemble, out["selfcheck"]["crop"].get<std::string>().c_str(),
                 ok ? "ok" : "FAILED");

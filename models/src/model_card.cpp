@@ -115,6 +115,35 @@ nlohmann::json model_card_metrics(const ModelCard& card) {
   return nullptr;
 }
 
+namespace {
+// The number at metrics[outer][key], or NaN: the metrics object is free-form, so every level is checked.
+double metric(const nlohmann::json& m, const char* outer, const char* key) {
+  if (!m.is_object() || !m.contains(outer) || !m[outer].is_object() || !m[outer].contains(key)) return std::nan("");
+  const nlohmann::json& v = m[outer][key];
+  return v.is_number() ? v.get<double>() : std::nan("");
+}
+std::string fixed(double v, int prec) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%.*f", prec, v);
+  return buf;
+}
+}  // namespace
+
+std::string model_quality_summary(const nlohmann::json& m) {
+  std::string out;
+  double val = metric(m, "synthetic_val", "auc");
+  if (std::isnan(val)) val = metric(m, "val", "auc");  // cards written by train.py alone
+  if (!std::isnan(val)) out = "synthetic val AUC " + fixed(val, 2);
+  const double video = metric(m, "real_deepfakes", "video_auc");
+  if (!std::isnan(video)) {
+    if (!out.empty()) out += " · ";
+    out += "real deepfakes video AUC " + fixed(video, 2);
+    const double n = metric(m, "real_deepfakes", "n_videos");
+    if (n > 0) out += " (" + fixed(n, 0) + " videos)";
+  }
+  return out;
+}
+
 double recorded_real_deepfake_auc(const std::vector<nlohmann::json>& card_metrics) {
   // The ensemble figure holds only for the models it was measured with: use it when every card records
   // the same one (an exported pair), else the best single model's.
@@ -135,9 +164,7 @@ double recorded_real_deepfake_auc(const std::vector<nlohmann::json>& card_metric
 
 std::string model_quality_caution(double auc) {
   if (!std::isfinite(auc) || auc >= kTrustedRealDeepfakeAuc) return "";
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "%.2f", auc);
-  return std::string("Measured on real deepfake videos, these models reach a video AUC of only ") + buf +
+  return "Measured on real deepfake videos, these models reach a video AUC of only " + fixed(auc, 2) +
          " (0.5 is chance; see the model cards). Treat a verdict as a lead for review, not as evidence.";
 }
 

@@ -253,21 +253,6 @@ std::string legend() {
          "height:10px;background:rgba(197,34,31,.18)\"></i>alert span</span></div>";
 }
 
-// A model's measured quality from its card ("metrics"), e.g. "synthetic val AUC 0.83 · real deepfakes
-// video AUC 0.50 (46 videos)"; empty when the card records none.
-std::string quality_line(const json& metrics) {
-  std::string out;
-  const json& val = sub(metrics, "synthetic_val").is_object() ? sub(metrics, "synthetic_val") : sub(metrics, "val");
-  if (sub(val, "auc").is_number()) out += "synthetic val AUC " + fmt(num(val, "auc"), 2);
-  const json& rd = sub(metrics, "real_deepfakes");
-  if (sub(rd, "video_auc").is_number()) {
-    if (!out.empty()) out += " · ";
-    out += "real deepfakes video AUC " + fmt(num(rd, "video_auc"), 2);
-    if (num(rd, "n_videos") > 0) out += " (" + fmt(num(rd, "n_videos"), 0) + " videos)";
-  }
-  return out;
-}
-
 std::string input_section(size_t idx, const json& in, const InputReport* rep, double on, double off, double gap_s) {
   const bool ok = str(in, "status") == "ok";
   const std::string verdict = ok ? str(in, "verdict", "no_faces") : "error";
@@ -350,7 +335,7 @@ std::string audit_report_html(const json& report, const std::vector<InputReport>
       h += "<div>" + html_escape(str(m, "name")) + " <span class=\"mute small\">" + html_escape(str(m, "file")) +
            "</span> <code title=\"" + html_escape(sha) + "\">" + html_escape(sha.substr(0, 12)) +
            "</code> <span class=\"mute small\">weight " + fmt(num(m, "weight"), 2);
-      const std::string quality = quality_line(sub(m, "metrics"));
+      const std::string quality = model_quality_summary(sub(m, "metrics"));
       if (!quality.empty()) h += " · " + html_escape(quality);
       h += "</span></div>";
     }

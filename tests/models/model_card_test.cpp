@@ -95,6 +95,20 @@ TEST(ModelCard, MetricsAreTheCardsMeasuredQualityOrNull) {
   EXPECT_TRUE(model_card_metrics(*r).is_null());
 }
 
+TEST(ModelCard, QualitySummaryReadsTheCardsFiguresOrSaysNothing) {
+  const json shipped = {{"synthetic_val", {{"auc", 0.8312}}},
+                        {"real_deepfakes", {{"video_auc", 0.502}, {"n_videos", 46}}}};
+  EXPECT_EQ(model_quality_summary(shipped), "synthetic val AUC 0.83 · real deepfakes video AUC 0.50 (46 videos)");
+  EXPECT_EQ(model_quality_summary({{"val", {{"auc", 0.65}}}}), "synthetic val AUC 0.65");  // train.py's own card
+  EXPECT_EQ(model_quality_summary({{"real_deepfakes", {{"video_auc", 0.9}}}}), "real deepfakes video AUC 0.90");
+  // Free-form: wrong types and shapes are skipped, not thrown on.
+  for (const json& m : {json(nullptr), json("x"), json::array({1}), json({{"val", 0.9}}), json({{"val", {{"auc", "0.9"}}}}),
+                        json({{"real_deepfakes", {{"video_auc", nullptr}}}})}) {
+    EXPECT_EQ(model_quality_summary(m), "") << m;
+  }
+  EXPECT_EQ(model_quality_summary({{"real_deepfakes", {{"video_auc", 0.5}, {"n_videos", "46"}}}}), "real deepfakes video AUC 0.50");
+}
+
 TEST(ModelCard, RecordedRealDeepfakeAucPrefersTheEnsembleFigure) {
   // As the bundled cards: each model's figure and the pair's.
   const json a = {{"real_deepfakes", {{"video_auc", 0.502}}}, {"ensemble_real_deepfakes_video_auc", 0.512}};

@@ -42,6 +42,9 @@ Result<ModelCard> load_model_card(const std::string& json_path);
 // The card's measured quality, its free-form "metrics" object (e.g. synthetic_val.auc,
 // real_deepfakes.video_auc), for reports; null when the card records none.
 nlohmann::json model_card_metrics(const ModelCard& card);
+// Those metrics in one line for people, e.g. "synthetic val AUC 0.83 · real deepfakes video AUC 0.50
+// (46 videos)"; empty when they hold neither figure. The free-form layout is read only here.
+std::string model_quality_summary(const nlohmann::json& card_metrics);
 
 // The video AUC on real deepfakes that the cards record for a set of models used together: the
 // ensemble's figure when every card records the same one (they were measured together), else the best
