@@ -26,6 +26,7 @@ import eval_checkpoints  # noqa: E402
 import export  # noqa: E402
 import make_tiny_onnx  # noqa: E402
 import models  # noqa: E402
+import render_fakes  # noqa: E402
 import train  # noqa: E402
 
 PY = "/usr/bin/python3"
@@ -259,6 +260,37 @@ class Smoke(unittest.TestCase):
         self.assertIn("aug flip/colour/JPEG q75-95", recipe)
         with self.assertRaises(SystemExit):  # detail fakes are made from a pair's real crop
             train.parse_args(args[:-5] + ["--detail-fakes", "0.5"])
+
+    def test_rendered_fakes(self):
+        # Face-like crops with landmarks: train the generator a few steps, render, pair, train on the pairs.
+        root, out = os.path.join(self.tmp, "render_src"), os.path.join(self.tmp, "rendered")
+        ring = [v for a in np.linspace(0, 2 * np.pi, 68, endpoint=False) for v in (112 + 40 * np.cos(a), 140 + 45 * np.sin(a))]
+        rng = np.random.default_rng(3)
+        with open(os.path.join(self.tmp, "render_lm.jsonl"), "w") as lj:
+            for split in ("train", "val"):
+                os.makedirs(os.path.join(root, split, "real"))
+                for i in range(6):
+                    img = rng.integers(0, 256, (224, 224, 3)).astype(np.uint8)
+                    cv2.imwrite(os.path.join(root, split, "real", f"{i:03d}.png"), img)
+                    lj.write(json.dumps({"file": f"{split}/real/{i:03d}.png", "landmarks": ring}) + "\n")
+        os.replace(os.path.join(self.tmp, "render_lm.jsonl"), os.path.join(root, "landmarks.jsonl"))
+        ae = os.path.join(self.tmp, "ae.pt")
+        run(["render_fakes.py", "train-ae", "--data", root, "--out", ae, "--steps", "3", "--batch", "4", "--log-every", "1"])
+        fakes = []
+        for rep in range(2):  # deterministic: the same bytes twice
+            run(["render_fakes.py", "synth", "--data", root, "--ae", ae, "--out", out + str(rep), "--per-real", "2"])
+            fakes.append(sorted(os.listdir(os.path.join(out + str(rep), "train", "fake"))))
+            self.assertEqual(len(fakes[-1]), 12)
+        for f in fakes[0]:
+            a = cv2.imread(os.path.join(out + "0", "train", "fake", f))
+            self.assertTrue(np.array_equal(a, cv2.imread(os.path.join(out + "1", "train", "fake", f))), f)
+            real = cv2.imread(os.path.join(root, "train", "real", f.rsplit("_", 1)[0] + ".png"))
+            as_jpeg = cv2.imdecode(cv2.imencode(".jpg", real, [cv2.IMWRITE_JPEG_QUALITY, 95])[1], cv2.IMREAD_COLOR)
+            self.assertTrue(np.array_equal(a[:32], as_jpeg[:32]), f)  # far from the face: untouched
+            diff = np.abs(a.astype(int) - real).max(axis=2)
+            self.assertGreater(float(diff[120:160, 92:132].mean()), 20, f)  # the face is the generator's
+        ds = dataset.PairedCrops(out + "0", "train", 32)
+        self.assertEqual((len(ds), ds[0][1].tolist()), (6, [0, 1]))
 
     def test_roc_auc(self):
         rng = np.random.default_rng(1)

@@ -1,0 +1,243 @@
+"""Fakes rendered by a learned generator and merged the way face-swap tools merge them.
+
+Self-blends paste a shifted copy of a photo, so their face carries photo texture and, nearly always,
+less detail than the frame around it. Swap tools (DeepFaceLab, DeepFaceLive, faceswap) instead render
+the face with a decoder at a low resolution, scale it up, match its colour to the target, and blend it
+in under an eroded, blurred mask, often sharpening it first. This script reproduces that pipeline with
+a small autoencoder trained here on our real crops (no pretrained weights):
+
+  train-ae  learn to reconstruct the aligned face region of DATA/train/real at 64 px (L1 loss)
+  synth     write OUT/{train,val}/{real,fake}: each real crop (linked) and K rendered fakes of it,
+            `<stem>_aeK.jpg`, so train.py --paired pairs them; OUT/landmarks.jsonl is linked too.
+
+Both steps are deterministic given --seed.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+import zlib
+
+import common  # noqa: F401  (sets OMP_WAIT_POLICY before torch loads)
+from common import seed_everything, set_threads
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from dataset import IMG_EXTS, hull_mask, load_landmarks, unsharp
+
+RES = 64
+# The face region the generator renders, in a 224 px crop of `dfmon dataset extract` (its alignment
+# puts the median landmark box at x 58-167, y 89-197): a square from mid-forehead to below the chin.
+REGION_224 = (32, 55, 160)  # x, y, side
+
+
+def region_of(shape):
+    h, w = shape[:2]
+    x, y, s = (round(v * w / 224.0) for v in REGION_224)
+    return x, y, min(s, w - x, h - y)
+
+
+class FaceAE(nn.Module):
+    """Encoder to a 256-d code and a pixel-shuffle decoder, the shape of the original DeepFakes model
+    scaled down to fit 2 CPU cores."""
+
+    def __init__(self, c=32, code=256):
+        super().__init__()
+        act = lambda: nn.LeakyReLU(0.1, inplace=True)  # noqa: E731
+        enc, ch = [], 3
+        for k in (c, 2 * c, 4 * c, 8 * c):  # 64 -> 4
+            enc += [nn.Conv2d(ch, k, 5, 2, 2), act()]
+            ch = k
+        self.enc = nn.Sequential(*enc)
+        self.to_code = nn.Linear(8 * c * 16, code)
+        self.from_code = nn.Linear(code, 8 * c * 16)
+        self.c = c
+        dec, ch = [], 8 * c
+        for k in (4 * c, 2 * c, c, c):  # 4 -> 64
+            dec += [nn.Conv2d(ch, 4 * k, 3, 1, 1), act(), nn.PixelShuffle(2)]
+            ch = k
+        dec += [nn.Conv2d(ch, 3, 5, 1, 2), nn.Sigmoid()]
+        self.dec = nn.Sequential(*dec)
+
+    def forward(self, x):
+        z = self.to_code(self.enc(x).flatten(1))
+        return self.dec(self.from_code(z).view(-1, 8 * self.c, 4, 4))
+
+
+def list_reals(root, split):
+    d = os.path.join(root, split, "real")
+    return [os.path.join(d, f) for f in sorted(os.listdir(d)) if f.lower().endswith(IMG_EXTS)]
+
+
+def face_region(bgr):
+    x, y, s = region_of(bgr.shape)
+    return cv2.resize(bgr[y:y + s, x:x + s], (RES, RES), interpolation=cv2.INTER_AREA)
+
+
+def to_batch(regions):
+    x = np.stack(regions).astype(np.float32) / 255.0
+    return torch.from_numpy(x[..., ::-1].transpose(0, 3, 1, 2).copy())  # BGR -> RGB, NCHW
+
+
+def from_batch(t):
+    x = (t.detach().clamp(0, 1).numpy().transpose(0, 2, 3, 1)[..., ::-1] * 255.0 + 0.5)
+    return x.astype(np.uint8)
+
+
+def train_ae(args):
+    paths = list_reals(args.data, "train")
+    if not paths:
+        sys.exit(f"no crops under {args.data}/train/real")
+    print(f"{len(paths)} real crops; loading face regions", flush=True)
+    regions = np.stack([face_region(cv2.imread(p, cv2.IMREAD_COLOR)) for p in paths])
+    model = FaceAE()
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    rng = np.random.default_rng(args.seed)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    t0, loss_sum, n = time.time(), 0.0, 0
+    for step in range(1, args.steps + 1):
+        idx = rng.integers(0, len(regions), args.batch)
+        x = regions[idx].copy()
+        flip = rng.random(args.batch) < 0.5
+        x[flip] = x[flip, :, ::-1]
+        xb = to_batch(list(x))
+        lr = args.lr * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * step / args.steps)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        loss = (model(xb) - xb).abs().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_sum += loss.item()
+        n += 1
+        if step % args.log_every == 0 or step == args.steps:
+            print(f"step {step}/{args.steps} L1 {loss_sum / n:.4f} lr {lr:.2e} "
+                  f"{(time.time() - t0) / 60:.1f} min", flush=True)
+            loss_sum, n = 0.0, 0
+        if step % args.save_every == 0 or step == args.steps:
+            torch.save({"model": model.state_dict(), "step": step, "res": RES}, args.out)
+    return 0
+
+
+def colour_transfer(src, ref, mask):
+    """Reinhard transfer in Lab: src's mean/std inside mask set to ref's (DeepFaceLab's 'rct')."""
+    m = mask > 0.5
+    if m.sum() < 16:
+        return src
+    s = cv2.cvtColor(src, cv2.COLOR_BGR2LAB).astype(np.float32)
+    r = cv2.cvtColor(ref, cv2.COLOR_BGR2LAB).astype(np.float32)
+    for c in range(3):
+        sm, ss = s[..., c][m].mean(), s[..., c][m].std() + 1e-3
+        rm, rs = r[..., c][m].mean(), r[..., c][m].std() + 1e-3
+        s[..., c] = (s[..., c] - sm) * (rs / ss) + rm
+    return cv2.cvtColor(np.clip(s, 0, 255).astype(np.uint8), cv2.COLOR_LAB2BGR)
+
+
+# Mask shapes (dlib 68-point index sets): whole face, face below the brows, lower face and mouth.
+_MASKS = (np.arange(68), np.r_[0:17, 27:68], np.r_[2:15, 31:36, 48:68])
+
+
+def merge(bgr, render, landmarks, rng):
+    """Scale the 64 px render up into its region, colour-match it, blend it in under a soft mask."""
+    h, w = bgr.shape[:2]
+    x, y, s = region_of(bgr.shape)
+    up = cv2.resize(render, (s, s), interpolation=[cv2.INTER_LINEAR, cv2.INTER_CUBIC][int(rng.integers(0, 2))])
+    face = bgr.copy()
+    face[y:y + s, x:x + s] = up
+    pts = np.asarray(landmarks, np.float32).reshape(-1, 2)
+    mask = hull_mask(pts[_MASKS[int(rng.choice(3, p=[0.5, 0.3, 0.2]))]], (h, w))
+    inside = np.zeros((h, w), np.float32)
+    inside[y:y + s, x:x + s] = 1.0
+    mask *= inside
+    face = colour_transfer(face, bgr, mask)
+    if rng.random() < 0.5:  # swap tools' optional sharpening of the rendered face
+        face = unsharp(face, rng.uniform(0.5, 1.5), rng.uniform(0.3, 1.5))
+    k = int(rng.integers(0, 4)) * max(1, w // 112)
+    if k:
+        mask = cv2.erode(mask, np.ones((2 * k + 1, 2 * k + 1), np.uint8))
+    mask = cv2.GaussianBlur(mask, (0, 0), rng.uniform(w / 100, w / 25))
+    if rng.random() < 0.2 and (mask > 0.5).sum() > 64:  # Poisson blending, as in faceswap's "seamless"
+        bin_mask = (mask > 0.5).astype(np.uint8) * 255
+        ys, xs = np.nonzero(bin_mask)
+        centre = (int((xs.min() + xs.max() + 1) // 2), int((ys.min() + ys.max() + 1) // 2))
+        try:
+            return cv2.seamlessClone(face, bgr, bin_mask, centre, cv2.NORMAL_CLONE)
+        except cv2.error:
+            pass
+    m = mask[..., None]
+    return np.clip(bgr.astype(np.float32) * (1 - m) + face.astype(np.float32) * m + 0.5, 0, 255).astype(np.uint8)
+
+
+def link(src, dst):
+    if not os.path.lexists(dst):
+        os.symlink(os.path.abspath(src), dst)
+
+
+def synth(args):
+    ck = torch.load(args.ae, map_location="cpu")
+    model = FaceAE()
+    model.load_state_dict(ck["model"])
+    model.eval()
+    marks = load_landmarks(args.data)
+    os.makedirs(args.out, exist_ok=True)
+    link(os.path.join(args.data, "landmarks.jsonl"), os.path.join(args.out, "landmarks.jsonl"))
+    counts = {}
+    for split in ("train", "val"):
+        real_dir, fake_dir = os.path.join(args.out, split, "real"), os.path.join(args.out, split, "fake")
+        os.makedirs(real_dir, exist_ok=True)
+        os.makedirs(fake_dir, exist_ok=True)
+        paths = [p for p in list_reals(args.data, split) if os.path.basename(p) in marks]
+        made = 0
+        for i in range(0, len(paths), 64):
+            chunk = paths[i:i + 64]
+            imgs = [cv2.imread(p, cv2.IMREAD_COLOR) for p in chunk]
+            with torch.no_grad():
+                renders = from_batch(model(to_batch([face_region(b) for b in imgs])))
+            for p, bgr, render in zip(chunk, imgs, renders):
+                name = os.path.basename(p)
+                stem = os.path.splitext(name)[0]
+                link(p, os.path.join(real_dir, name))
+                for k in range(args.per_real):
+                    rng = np.random.default_rng([args.seed, zlib.crc32(stem.encode()), k])
+                    fake = merge(bgr, render, marks[name], rng)
+                    cv2.imwrite(os.path.join(fake_dir, f"{stem}_ae{k}.jpg"), fake, [cv2.IMWRITE_JPEG_QUALITY, 95])
+                    made += 1
+        counts[split] = {"real": len(paths), "fake": made}
+        print(f"{split}: {len(paths)} real, {made} rendered fakes", flush=True)
+    with open(os.path.join(args.out, "render.json"), "w") as f:
+        json.dump({"ae": os.path.abspath(args.ae), "ae_step": ck.get("step"), "seed": args.seed,
+                   "per_real": args.per_real, "counts": counts}, f, indent=1)
+    return 0
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train-ae", help="train the face autoencoder on DATA/train/real")
+    t.add_argument("--data", required=True)
+    t.add_argument("--out", required=True, help="checkpoint file (.pt)")
+    t.add_argument("--steps", type=int, default=4000)
+    t.add_argument("--batch", type=int, default=32)
+    t.add_argument("--lr", type=float, default=5e-4)
+    t.add_argument("--log-every", type=int, default=100)
+    t.add_argument("--save-every", type=int, default=500)
+    s = sub.add_parser("synth", help="render fakes of every real crop in DATA into OUT")
+    s.add_argument("--data", required=True, help="dataset with {train,val}/real and landmarks.jsonl")
+    s.add_argument("--ae", required=True, help="checkpoint written by train-ae")
+    s.add_argument("--out", required=True)
+    s.add_argument("--per-real", type=int, default=1)
+    for q in (t, s):
+        q.add_argument("--seed", type=int, default=0)
+        q.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    set_threads(args.threads)
+    seed_everything(args.seed)
+    return train_ae(args) if args.cmd == "train-ae" else synth(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
