@@ -141,8 +141,12 @@ def colour_transfer(src, ref, mask):
 _MASKS = (np.arange(68), np.r_[0:17, 27:68], np.r_[2:15, 31:36, 48:68])
 
 
-def merge(bgr, render, landmarks, rng):
-    """Scale the 64 px render up into its region, colour-match it, blend it in under a soft mask."""
+def merge(bgr, render, landmarks, rng, detail_transfer=0.0):
+    """Scale the 64 px render up into its region, colour-match it, blend it in under a soft mask.
+
+    A 64 px render is far softer than the crop, which makes blur alone the cue. With probability
+    detail_transfer the crop's own fine detail (above a 1-3 px Gaussian at 224 px) is added to the
+    render, so what differs is the generator's structure (eyes, mouth, shading), not the sharpness."""
     h, w = bgr.shape[:2]
     x, y, s = region_of(bgr.shape)
     up = cv2.resize(render, (s, s), interpolation=[cv2.INTER_LINEAR, cv2.INTER_CUBIC][int(rng.integers(0, 2))])
@@ -154,6 +158,9 @@ def merge(bgr, render, landmarks, rng):
     inside[y:y + s, x:x + s] = 1.0
     mask *= inside
     face = colour_transfer(face, bgr, mask)
+    if rng.random() < detail_transfer:
+        fine = bgr.astype(np.float32) - cv2.GaussianBlur(bgr, (0, 0), rng.uniform(1.0, 3.0) * w / 224).astype(np.float32)
+        face = np.clip(face.astype(np.float32) + rng.uniform(0.6, 1.2) * fine + 0.5, 0, 255).astype(np.uint8)
     if rng.random() < 0.5:  # swap tools' optional sharpening of the rendered face
         face = unsharp(face, rng.uniform(0.5, 1.5), rng.uniform(0.3, 1.5))
     k = int(rng.integers(0, 4)) * max(1, w // 112)
@@ -203,14 +210,14 @@ def synth(args):
                 link(p, os.path.join(real_dir, name))
                 for k in range(args.per_real):
                     rng = np.random.default_rng([args.seed, zlib.crc32(stem.encode()), k])
-                    fake = merge(bgr, render, marks[name], rng)
+                    fake = merge(bgr, render, marks[name], rng, args.detail_transfer)
                     cv2.imwrite(os.path.join(fake_dir, f"{stem}_ae{k}.jpg"), fake, [cv2.IMWRITE_JPEG_QUALITY, 95])
                     made += 1
         counts[split] = {"real": len(paths), "fake": made}
         print(f"{split}: {len(paths)} real, {made} rendered fakes", flush=True)
     with open(os.path.join(args.out, "render.json"), "w") as f:
         json.dump({"ae": os.path.abspath(args.ae), "ae_step": ck.get("step"), "seed": args.seed,
-                   "per_real": args.per_real, "counts": counts}, f, indent=1)
+                   "per_real": args.per_real, "detail_transfer": args.detail_transfer, "counts": counts}, f, indent=1)
     return 0
 
 
@@ -230,6 +237,8 @@ def main(argv=None):
     s.add_argument("--ae", required=True, help="checkpoint written by train-ae")
     s.add_argument("--out", required=True)
     s.add_argument("--per-real", type=int, default=1)
+    s.add_argument("--detail-transfer", type=float, default=0.0,
+                   help="share of fakes whose render gets the crop's own fine detail (default 0)")
     for q in (t, s):
         q.add_argument("--seed", type=int, default=0)
         q.add_argument("--threads", type=int, default=1)

@@ -276,6 +276,12 @@ class Smoke(unittest.TestCase):
         os.replace(os.path.join(self.tmp, "render_lm.jsonl"), os.path.join(root, "landmarks.jsonl"))
         ae = os.path.join(self.tmp, "ae.pt")
         run(["render_fakes.py", "train-ae", "--data", root, "--out", ae, "--steps", "3", "--batch", "4", "--log-every", "1"])
+        def real_of(fake_name):
+            return cv2.imread(os.path.join(root, "train", "real", fake_name.rsplit("_", 1)[0] + ".png"))
+
+        def as_jpeg(img):  # what the fake's untouched pixels are after synth writes it (JPEG q95)
+            return cv2.imdecode(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 95])[1], cv2.IMREAD_COLOR)
+
         fakes = []
         for rep in range(2):  # deterministic: the same bytes twice
             run(["render_fakes.py", "synth", "--data", root, "--ae", ae, "--out", out + str(rep), "--per-real", "2"])
@@ -284,11 +290,18 @@ class Smoke(unittest.TestCase):
         for f in fakes[0]:
             a = cv2.imread(os.path.join(out + "0", "train", "fake", f))
             self.assertTrue(np.array_equal(a, cv2.imread(os.path.join(out + "1", "train", "fake", f))), f)
-            real = cv2.imread(os.path.join(root, "train", "real", f.rsplit("_", 1)[0] + ".png"))
-            as_jpeg = cv2.imdecode(cv2.imencode(".jpg", real, [cv2.IMWRITE_JPEG_QUALITY, 95])[1], cv2.IMREAD_COLOR)
-            self.assertTrue(np.array_equal(a[:32], as_jpeg[:32]), f)  # far from the face: untouched
+            real = real_of(f)
+            self.assertTrue(np.array_equal(a[:32], as_jpeg(real)[:32]), f)  # far from the face: untouched
             diff = np.abs(a.astype(int) - real).max(axis=2)
             self.assertGreater(float(diff[120:160, 92:132].mean()), 20, f)  # the face is the generator's
+        # With the crop's own fine detail added to the render: other fakes, still untouched outside the face.
+        run(["render_fakes.py", "synth", "--data", root, "--ae", ae, "--out", out + "dt", "--detail-transfer", "1"])
+        for f in os.listdir(os.path.join(out + "dt", "train", "fake")):
+            a = cv2.imread(os.path.join(out + "dt", "train", "fake", f))
+            self.assertFalse(np.array_equal(a, cv2.imread(os.path.join(out + "0", "train", "fake", f))), f)
+            self.assertTrue(np.array_equal(a[:32], as_jpeg(real_of(f))[:32]), f)
+        with open(os.path.join(out + "dt", "render.json")) as rj:
+            self.assertEqual(json.load(rj)["detail_transfer"], 1.0)
         ds = dataset.PairedCrops(out + "0", "train", 32)
         self.assertEqual((len(ds), ds[0][1].tolist()), (6, [0, 1]))
 
