@@ -70,7 +70,16 @@ class FaceAE(nn.Module):
 
 def list_reals(root, split):
     d = os.path.join(root, split, "real")
+    if not os.path.isdir(d):
+        sys.exit(f"{d}: no such folder (expected the seed layout DIR/{{train,val}}/real)")
     return [os.path.join(d, f) for f in sorted(os.listdir(d)) if f.lower().endswith(IMG_EXTS)]
+
+
+def read(path):
+    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+    if bgr is None:
+        sys.exit(f"{path}: cannot read as an image")
+    return bgr
 
 
 def face_region(bgr):
@@ -93,7 +102,7 @@ def train_ae(args):
     if not paths:
         sys.exit(f"no crops under {args.data}/train/real")
     print(f"{len(paths)} real crops; loading face regions", flush=True)
-    regions = np.stack([face_region(cv2.imread(p, cv2.IMREAD_COLOR)) for p in paths])
+    regions = np.stack([face_region(read(p)) for p in paths])
     model = FaceAE()
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     rng = np.random.default_rng(args.seed)
@@ -201,7 +210,7 @@ def synth(args):
         made = 0
         for i in range(0, len(paths), 64):
             chunk = paths[i:i + 64]
-            imgs = [cv2.imread(p, cv2.IMREAD_COLOR) for p in chunk]
+            imgs = [read(p) for p in chunk]
             with torch.no_grad():
                 renders = from_batch(model(to_batch([face_region(b) for b in imgs])))
             for p, bgr, render in zip(chunk, imgs, renders):

@@ -305,6 +305,13 @@ class Smoke(unittest.TestCase):
             self.assertEqual(json.load(rj)["detail_transfer"], 1.0)
         ds = dataset.PairedCrops(out + "0", "train", 32)
         self.assertEqual((len(ds), ds[0][1].tolist()), (6, [0, 1]))
+        bad = os.path.join(root, "train", "real", "999.png")
+        with open(bad, "w") as f:
+            f.write("not an image")
+        r = subprocess.run([PY, "render_fakes.py", "train-ae", "--data", root, "--out", ae, "--steps", "1"], cwd=TRAINING,
+                           capture_output=True, text=True, timeout=120)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("999.png: cannot read as an image", r.stderr)
 
     def test_roc_auc(self):
         rng = np.random.default_rng(1)
