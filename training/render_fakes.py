@@ -20,14 +20,14 @@ import time
 import zlib
 
 import common  # noqa: F401  (sets OMP_WAIT_POLICY before torch loads)
-from common import seed_everything, set_threads
+from common import LABELS, seed_everything, set_threads
 
 import cv2
 import numpy as np
 import torch
 from torch import nn
 
-from dataset import IMG_EXTS, hull_mask, load_landmarks, unsharp
+from dataset import hull_mask, list_split, load_landmarks, unsharp
 
 RES = 64
 # The face region the generator renders, in a 224 px crop of `dfmon dataset extract` (its alignment
@@ -72,7 +72,7 @@ def list_reals(root, split):
     d = os.path.join(root, split, "real")
     if not os.path.isdir(d):
         sys.exit(f"{d}: no such folder (expected the seed layout DIR/{{train,val}}/real)")
-    return [os.path.join(d, f) for f in sorted(os.listdir(d)) if f.lower().endswith(IMG_EXTS)]
+    return [path for path, label in list_split(root, split) if LABELS[label] == "real"]
 
 
 def read(path):

@@ -155,9 +155,8 @@ double recorded_real_deepfake_auc(const std::vector<nlohmann::json>& card_metric
                                   : nullptr;
     if (!e || !e->is_number() || (!std::isnan(ensemble) && e->get<double>() != ensemble)) same_ensemble = false;
     if (e && e->is_number()) ensemble = e->get<double>();
-    if (!m.is_object() || !m.contains("real_deepfakes") || !m["real_deepfakes"].is_object()) continue;
-    const nlohmann::json& v = m["real_deepfakes"].contains("video_auc") ? m["real_deepfakes"]["video_auc"] : nlohmann::json();
-    if (v.is_number() && !(v.get<double>() <= best)) best = v.get<double>();
+    const double v = metric(m, "real_deepfakes", "video_auc");
+    if (!std::isnan(v) && !(v <= best)) best = v;
   }
   return same_ensemble ? ensemble : best;
 }

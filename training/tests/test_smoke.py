@@ -27,7 +27,6 @@ import eval_checkpoints  # noqa: E402
 import export  # noqa: E402
 import make_tiny_onnx  # noqa: E402
 import models  # noqa: E402
-import render_fakes  # noqa: E402
 import train  # noqa: E402
 
 PY = "/usr/bin/python3"
