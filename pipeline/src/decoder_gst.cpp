@@ -59,8 +59,8 @@ void ensure_gstreamer() {
   static std::once_flag once;
   std::call_once(once, [] {
     // Every stream thread waits here for the first one, in 'connecting': a slow start shows in the log.
-    // (A full plugin-registry rebuild takes ~2 s here; faults_e2e under ASan has seen all streams stuck
-    // in 'connecting' for 20 s three times, cause not found yet.)
+    // (A full plugin-registry rebuild takes ~2 s here. Streams stuck in 'connecting' for good were the
+    // GObject type deadlock preload_source_elements() prevents.)
     const auto t0 = std::chrono::steady_clock::now();
     gst_init(nullptr, nullptr);
     const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -74,6 +74,26 @@ void ensure_gstreamer() {
 }
 
 namespace gstutil {
+
+void preload_source_elements() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    ensure_gstreamer();
+    const auto t0 = std::chrono::steady_clock::now();
+    // What uridecodebin picks for each scheme live streams accept (and hlsdemux for playlists). A plugin
+    // that is not installed is skipped: the stream that needs it reports that itself.
+    for (const char* name : {"uridecodebin", "filesrc", "souphttpsrc", "hlsdemux", "rtspsrc", "udpsrc", "srtsrc",
+                             "v4l2src", "rtpjitterbuffer"}) {
+      GstElementFactory* factory = gst_element_factory_find(name);
+      if (!factory) continue;
+      if (GstElement* e = gst_element_factory_create(factory, nullptr)) gst_object_unref(e);
+      gst_object_unref(factory);
+    }
+    get_logger("gstreamer")
+        ->debug("source plugins loaded in {:.0f} ms",
+                1e3 * std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  });
+}
 
 int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())

@@ -194,7 +194,7 @@ LiveSource::~LiveSource() {
 
 Result<std::unique_ptr<LiveSource>> LiveSource::create(const LiveSourceOptions& o, StateCallback on_state) {
   DFM_RETURN_IF_ERROR(live::validate_options(o));
-  ensure_gstreamer();
+  gstutil::preload_source_elements();  // before any stream thread: see there
   auto impl = std::make_shared<Impl>(o, std::move(on_state));
   impl->uri = to_uri(o.uri);
   impl->kind = live::kind_of(impl->uri);

@@ -320,8 +320,9 @@ sinks:
 """ % (MODELS, GOOD, httpd.server_address[1], port, WORK, events))
     log = open(os.path.join(WORK, "watch.log"), "w")
     proc = subprocess.Popen([DFMON, "watch", "--config", cfg], stdout=subprocess.DEVNULL, stderr=log)
-    # Under ASan this case has twice wedged every GStreamer pipeline at once (all streams 'connecting'
-    # for 20 s, even the refused RTSP port): if nothing has moved past 'connecting' after 10 s, keep the
+    # This case used to wedge every GStreamer pipeline at once now and then (all streams 'connecting', even
+    # the refused RTSP port): a GObject type-registration deadlock between the HTTP and UDP sources, fixed
+    # by LiveSource::create loading them first. If nothing moves past 'connecting' after 10 s, keep the
     # threads' stacks for the failure message.
     started, wedged = time.time(), None
     while time.time() - started < 25 and proc.poll() is None:
