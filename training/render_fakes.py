@@ -6,13 +6,17 @@ the face with a decoder at a low resolution, scale it up, match its colour to th
 in under an eroded, blurred mask, often sharpening it first. This script reproduces that pipeline with
 a small autoencoder trained here on our real crops (no pretrained weights):
 
-  train-ae  learn to reconstruct the aligned face region of DATA/train/real at 64 px (L1 loss)
+  train-ae  learn to reconstruct the aligned face region of DATA/train/real (L1 loss) at 48-128 px,
+            with pixel-shuffle, transposed-conv or resize upsampling, and optionally one decoder per
+            identity group (a swap model)
   synth     write OUT/{train,val}/{real,fake}: each real crop (linked) and K rendered fakes of it,
-            `<stem>_aeK.jpg`, so train.py --paired pairs them; OUT/landmarks.jsonl is linked too.
+            `<stem>_aeK.jpg`, each by one of several generators, so train.py --paired pairs them;
+            OUT/landmarks.jsonl is linked too.
 
 Both steps are deterministic given --seed.
 """
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -29,10 +33,14 @@ from torch import nn
 
 from dataset import hull_mask, list_split, load_landmarks, unsharp
 
-RES = 64
 # The face region the generator renders, in a 224 px crop of `dfmon dataset extract` (its alignment
 # puts the median landmark box at x 58-167, y 89-197): a square from mid-forehead to below the chin.
 REGION_224 = (32, 55, 160)  # x, y, side
+# Generator shapes train-ae accepts. Each leaves its own fingerprint (resolution, upsampling artefacts),
+# and one generator's fingerprint is all a detector trained on its renders needs to learn.
+RESOLUTIONS = (48, 64, 96, 128)
+UPSAMPLERS = ("shuffle", "deconv", "resize")
+DEFAULT_CONFIG = {"res": 64, "width": 32, "code": 256, "up": "shuffle", "decoders": 1}
 
 
 def region_of(shape):
@@ -41,31 +49,67 @@ def region_of(shape):
     return x, y, min(s, w - x, h - y)
 
 
-class FaceAE(nn.Module):
-    """Encoder to a 256-d code and a pixel-shuffle decoder, the shape of the original DeepFakes model
-    scaled down to fit 2 CPU cores."""
+def _up_block(ch, k, up, act):
+    if up == "shuffle":  # DeepFakes / DeepFaceLab
+        return [nn.Conv2d(ch, 4 * k, 3, 1, 1), act(), nn.PixelShuffle(2)]
+    if up == "deconv":  # transposed convolution: checkerboard artefacts
+        return [nn.ConvTranspose2d(ch, k, 4, 2, 1), act()]
+    return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(ch, k, 3, 1, 1), act()]
 
-    def __init__(self, c=32, code=256):
+
+class FaceAE(nn.Module):
+    """Encoder to a code and one or more decoders, the shape of the original DeepFakes model scaled
+    down to fit 2 CPU cores: 4 strided convs to res/16, a linear bottleneck, 4 upsampling blocks.
+
+    With decoders=K > 1 the encoder is shared and decoder j learns only the faces of identity group j
+    (a hash of the file name), as DeepFakes trains one decoder per person: decoding a face with another
+    group's decoder renders it in that decoder's likeness, a swap rather than a reconstruction."""
+
+    def __init__(self, res=64, width=32, code=256, up="shuffle", decoders=1):
         super().__init__()
+        if res not in RESOLUTIONS or up not in UPSAMPLERS or decoders < 1:
+            raise ValueError(f"unsupported generator res={res} up={up} decoders={decoders}")
         act = lambda: nn.LeakyReLU(0.1, inplace=True)  # noqa: E731
+        c, self.c, self.side = width, width, res // 16
         enc, ch = [], 3
-        for k in (c, 2 * c, 4 * c, 8 * c):  # 64 -> 4
+        for k in (c, 2 * c, 4 * c, 8 * c):
             enc += [nn.Conv2d(ch, k, 5, 2, 2), act()]
             ch = k
         self.enc = nn.Sequential(*enc)
-        self.to_code = nn.Linear(8 * c * 16, code)
-        self.from_code = nn.Linear(code, 8 * c * 16)
-        self.c = c
-        dec, ch = [], 8 * c
-        for k in (4 * c, 2 * c, c, c):  # 4 -> 64
-            dec += [nn.Conv2d(ch, 4 * k, 3, 1, 1), act(), nn.PixelShuffle(2)]
-            ch = k
-        dec += [nn.Conv2d(ch, 3, 5, 1, 2), nn.Sigmoid()]
-        self.dec = nn.Sequential(*dec)
+        self.to_code = nn.Linear(8 * c * self.side ** 2, code)
+        self.from_code = nn.Linear(code, 8 * c * self.side ** 2)
 
-    def forward(self, x):
+        def decoder():
+            dec, ch = [], 8 * c
+            for k in (4 * c, 2 * c, c, c):
+                dec += _up_block(ch, k, up, act)
+                ch = k
+            return nn.Sequential(*dec, nn.Conv2d(ch, 3, 5, 1, 2), nn.Sigmoid())
+
+        self.dec = decoder()  # decoder 0 keeps its name, so single-decoder checkpoints still load
+        self.more_decs = nn.ModuleList(decoder() for _ in range(decoders - 1))
+
+    def decoder(self, j):
+        return self.dec if j == 0 else self.more_decs[j - 1]
+
+    def forward(self, x, j=0):
         z = self.to_code(self.enc(x).flatten(1))
-        return self.dec(self.from_code(z).view(-1, 8 * self.c, 4, 4))
+        return self.decoder(j)(self.from_code(z).view(-1, 8 * self.c, self.side, self.side))
+
+
+def group_of(path, groups):
+    """The identity group a crop trains (decoder index): a stable hash of its file name (not CRC-32, whose
+    low bits are equal for names such as 000.png ... 005.png)."""
+    return int.from_bytes(hashlib.sha1(os.path.basename(path).encode()).digest()[:4], "little") % groups
+
+
+def load_ae(path):
+    ck = torch.load(path, map_location="cpu")
+    config = dict(DEFAULT_CONFIG, **ck.get("config", {}))
+    model = FaceAE(**config)
+    model.load_state_dict(ck["model"])
+    model.eval()
+    return model, config, ck
 
 
 def list_reals(root, split):
@@ -82,9 +126,9 @@ def read(path):
     return bgr
 
 
-def face_region(bgr):
+def face_region(bgr, res):
     x, y, s = region_of(bgr.shape)
-    return cv2.resize(bgr[y:y + s, x:x + s], (RES, RES), interpolation=cv2.INTER_AREA)
+    return cv2.resize(bgr[y:y + s, x:x + s], (res, res), interpolation=cv2.INTER_AREA)
 
 
 def to_batch(regions):
@@ -101,15 +145,21 @@ def train_ae(args):
     paths = list_reals(args.data, "train")
     if not paths:
         sys.exit(f"no crops under {args.data}/train/real")
-    print(f"{len(paths)} real crops; loading face regions", flush=True)
-    regions = np.stack([face_region(read(p)) for p in paths])
-    model = FaceAE()
+    config = {"res": args.res, "width": args.width, "code": args.code, "up": args.up, "decoders": args.decoders}
+    print(f"{len(paths)} real crops; generator {config}; loading face regions", flush=True)
+    regions = np.stack([face_region(read(p), args.res) for p in paths])
+    groups = np.array([group_of(p, args.decoders) for p in paths])
+    members = [np.flatnonzero(groups == j) for j in range(args.decoders)]
+    if any(len(m) == 0 for m in members):
+        sys.exit(f"{args.decoders} decoders but only {len(paths)} crops: a group has none")
+    model = FaceAE(**config)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     rng = np.random.default_rng(args.seed)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     t0, loss_sum, n = time.time(), 0.0, 0
     for step in range(1, args.steps + 1):
-        idx = rng.integers(0, len(regions), args.batch)
+        j = step % args.decoders  # decoders take turns; the shared encoder sees every group
+        idx = rng.choice(members[j], args.batch)
         x = regions[idx].copy()
         flip = rng.random(args.batch) < 0.5
         x[flip] = x[flip, :, ::-1]
@@ -117,7 +167,7 @@ def train_ae(args):
         lr = args.lr * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * step / args.steps)))
         for g in opt.param_groups:
             g["lr"] = lr
-        loss = (model(xb) - xb).abs().mean()
+        loss = (model(xb, j) - xb).abs().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -128,7 +178,7 @@ def train_ae(args):
                   f"{(time.time() - t0) / 60:.1f} min", flush=True)
             loss_sum, n = 0.0, 0
         if step % args.save_every == 0 or step == args.steps:
-            torch.save({"model": model.state_dict(), "step": step, "res": RES}, args.out)
+            torch.save({"model": model.state_dict(), "step": step, "config": config}, args.out)
     return 0
 
 
@@ -151,7 +201,7 @@ _MASKS = (np.arange(68), np.r_[0:17, 27:68], np.r_[2:15, 31:36, 48:68])
 
 
 def merge(bgr, render, landmarks, rng, detail_transfer=0.0):
-    """Scale the 64 px render up into its region, colour-match it, blend it in under a soft mask.
+    """Scale the render up into its region, colour-match it, blend it in under a soft mask.
 
     A 64 px render is far softer than the crop, which makes blur alone the cue. With probability
     detail_transfer the crop's own fine detail (above a 1-3 px Gaussian at 224 px) is added to the
@@ -194,10 +244,7 @@ def link(src, dst):
 
 
 def synth(args):
-    ck = torch.load(args.ae, map_location="cpu")
-    model = FaceAE()
-    model.load_state_dict(ck["model"])
-    model.eval()
+    gens = [load_ae(path) for path in args.ae]
     marks = load_landmarks(args.data)
     os.makedirs(args.out, exist_ok=True)
     link(os.path.join(args.data, "landmarks.jsonl"), os.path.join(args.out, "landmarks.jsonl"))
@@ -211,22 +258,30 @@ def synth(args):
         for i in range(0, len(paths), 64):
             chunk = paths[i:i + 64]
             imgs = [read(p) for p in chunk]
-            with torch.no_grad():
-                renders = from_batch(model(to_batch([face_region(b) for b in imgs])))
-            for p, bgr, render in zip(chunk, imgs, renders):
+            for p, bgr in zip(chunk, imgs):
                 name = os.path.basename(p)
                 stem = os.path.splitext(name)[0]
                 link(p, os.path.join(real_dir, name))
                 for k in range(args.per_real):
                     rng = np.random.default_rng([args.seed, zlib.crc32(stem.encode()), k])
+                    # (one generator draws nothing here, so its fakes match those of earlier versions)
+                    model, config, _ = gens[int(rng.integers(0, len(gens)))] if len(gens) > 1 else gens[0]
+                    j = 0
+                    if config["decoders"] > 1:  # another group's decoder: a swap, not a reconstruction
+                        own = group_of(p, config["decoders"])
+                        j = (own + 1 + int(rng.integers(0, config["decoders"] - 1))) % config["decoders"]
+                    with torch.no_grad():
+                        render = from_batch(model(to_batch([face_region(bgr, config["res"])]), j))[0]
                     fake = merge(bgr, render, marks[name], rng, args.detail_transfer)
                     cv2.imwrite(os.path.join(fake_dir, f"{stem}_ae{k}.jpg"), fake, [cv2.IMWRITE_JPEG_QUALITY, 95])
                     made += 1
         counts[split] = {"real": len(paths), "fake": made}
         print(f"{split}: {len(paths)} real, {made} rendered fakes", flush=True)
     with open(os.path.join(args.out, "render.json"), "w") as f:
-        json.dump({"ae": os.path.abspath(args.ae), "ae_step": ck.get("step"), "seed": args.seed,
-                   "per_real": args.per_real, "detail_transfer": args.detail_transfer, "counts": counts}, f, indent=1)
+        json.dump({"generators": [{"ae": os.path.abspath(path), "step": ck.get("step"), "config": config}
+                                  for path, (_, config, ck) in zip(args.ae, gens)],
+                   "seed": args.seed, "per_real": args.per_real, "detail_transfer": args.detail_transfer,
+                   "counts": counts}, f, indent=1)
     return 0
 
 
@@ -241,9 +296,18 @@ def main(argv=None):
     t.add_argument("--lr", type=float, default=5e-4)
     t.add_argument("--log-every", type=int, default=100)
     t.add_argument("--save-every", type=int, default=500)
+    t.add_argument("--res", type=int, choices=RESOLUTIONS, default=DEFAULT_CONFIG["res"],
+                   help="render resolution in px (default 64)")
+    t.add_argument("--up", choices=UPSAMPLERS, default=DEFAULT_CONFIG["up"],
+                   help="decoder upsampling: pixel shuffle (DeepFakes), transposed conv or resize+conv")
+    t.add_argument("--width", type=int, default=DEFAULT_CONFIG["width"], help="channels of the first conv")
+    t.add_argument("--code", type=int, default=DEFAULT_CONFIG["code"], help="bottleneck size")
+    t.add_argument("--decoders", type=int, default=1,
+                   help="K > 1: one decoder per identity group, shared encoder; synth then swaps groups")
     s = sub.add_parser("synth", help="render fakes of every real crop in DATA into OUT")
     s.add_argument("--data", required=True, help="dataset with {train,val}/real and landmarks.jsonl")
-    s.add_argument("--ae", required=True, help="checkpoint written by train-ae")
+    s.add_argument("--ae", required=True, nargs="+",
+                   help="checkpoints written by train-ae; each fake uses one of them, picked at random")
     s.add_argument("--out", required=True)
     s.add_argument("--per-real", type=int, default=1)
     s.add_argument("--detail-transfer", type=float, default=0.0,

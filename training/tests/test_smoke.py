@@ -302,6 +302,24 @@ class Smoke(unittest.TestCase):
             self.assertTrue(np.array_equal(a[:32], as_jpeg(real_of(f))[:32]), f)
         with open(os.path.join(out + "dt", "render.json")) as rj:
             self.assertEqual(json.load(rj)["detail_transfer"], 1.0)
+        # Two generators, the second a 48 px swap model (two decoders) with transposed convs: each fake is
+        # rendered by one of them, and render.json says which were used.
+        ae2 = os.path.join(self.tmp, "ae2.pt")
+        run(["render_fakes.py", "train-ae", "--data", root, "--out", ae2, "--steps", "4", "--batch", "2", "--res", "48",
+             "--up", "deconv", "--decoders", "2", "--width", "8", "--code", "16"])
+        run(["render_fakes.py", "synth", "--data", root, "--ae", ae, ae2, "--out", out + "two", "--per-real", "2"])
+        two = sorted(os.listdir(os.path.join(out + "two", "train", "fake")))
+        self.assertEqual(two, fakes[0])
+        changed = 0
+        for f in two:
+            a = cv2.imread(os.path.join(out + "two", "train", "fake", f))
+            self.assertTrue(np.array_equal(a[:32], as_jpeg(real_of(f))[:32]), f)
+            changed += not np.array_equal(a, cv2.imread(os.path.join(out + "0", "train", "fake", f)))
+        self.assertGreater(changed, 0)
+        with open(os.path.join(out + "two", "render.json")) as rj:
+            gens = json.load(rj)["generators"]
+        self.assertEqual([g["config"]["res"] for g in gens], [64, 48])
+        self.assertEqual(gens[1]["config"]["decoders"], 2)
         ds = dataset.PairedCrops(out + "0", "train", 32)
         self.assertEqual((len(ds), ds[0][1].tolist()), (6, [0, 1]))
         bad = os.path.join(root, "train", "real", "999.png")
