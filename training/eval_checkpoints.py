@@ -150,7 +150,8 @@ def summarise(per_video):
                 pairs += 1
                 wins += int(per_video[n].mean() > per_video[real].mean())
     return {"videos": len(names), "fake_videos": sum(y), "video_auc": roc_auc(y, video), "faces": int(frame_y.size),
-            "frame_auc": roc_auc(frame_y, frame_s), "pairs": pairs, "pairs_fake_above_real": wins}
+            "frame_auc": roc_auc(frame_y, frame_s), "pairs": pairs, "pairs_fake_above_real": wins,
+            "per_video": {n: round(v, 4) for n, v in zip(names, video)}}  # mean P(fake): which fakes it catches
 
 
 def main(argv=None):
