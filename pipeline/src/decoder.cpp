@@ -296,6 +296,8 @@ Result<std::unique_ptr<VideoDecoder>> VideoDecoder::open(const std::string& path
     Status st = check_local_file(path_or_uri, file);
     g_free(file);
     DFM_RETURN_IF_ERROR(st);
+  } else {
+    gstutil::preload_source_elements();  // `audit --jobs` may open network inputs on several threads
   }
 
   auto impl = std::make_unique<Impl>();
