@@ -62,8 +62,9 @@ class FaceAE(nn.Module):
     down to fit 2 CPU cores: 4 strided convs to res/16, a linear bottleneck, 4 upsampling blocks.
 
     With decoders=K > 1 the encoder is shared and decoder j learns only the faces of identity group j
-    (a hash of the file name), as DeepFakes trains one decoder per person: decoding a face with another
-    group's decoder renders it in that decoder's likeness, a swap rather than a reconstruction."""
+    (a hash of the person or clip), as DeepFakes trains one decoder per person: decoding a face with
+    another group's decoder renders it in that decoder's likeness. With few crops per person, as here,
+    a group is a crowd and the swap is weak: closer to a second reconstruction than to another face."""
 
     def __init__(self, res=64, width=32, code=256, up="shuffle", decoders=1):
         super().__init__()
@@ -97,16 +98,27 @@ class FaceAE(nn.Module):
         return self.decoder(j)(self.from_code(z).view(-1, 8 * self.c, self.side, self.side))
 
 
-def group_of(path, groups):
-    """The identity group a crop trains (decoder index): a stable hash of its file name (not CRC-32, whose
-    low bits are equal for names such as 000.png ... 005.png)."""
-    return int.from_bytes(hashlib.sha1(os.path.basename(path).encode()).digest()[:4], "little") % groups
+def identity_of(path):
+    """The source group `dfmon dataset extract` wrote into the name (<group>_<hash>_<counter>.jpg): one
+    person's photo or one clip."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    parts = stem.rsplit("_", 2)
+    return parts[0] if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit() else stem
+
+
+def group_of(path, groups, key="identity"):
+    """The decoder a crop trains: a stable hash (not CRC-32, whose low bits are equal for names such as
+    000.png ... 005.png) of its identity, so one person's crops all go to one decoder. key "file" hashes
+    the whole file name instead, as the first swap generator (ae96d) was trained."""
+    name = identity_of(path) if key == "identity" else os.path.basename(path)
+    return int.from_bytes(hashlib.sha1(name.encode()).digest()[:4], "little") % groups
 
 
 def load_ae(path):
     ck = torch.load(path, map_location="cpu")
     config = dict(DEFAULT_CONFIG, **ck.get("config", {}))
-    model = FaceAE(**config)
+    config.setdefault("group_key", "file")  # checkpoints from before identity grouping
+    model = FaceAE(**{k: v for k, v in config.items() if k != "group_key"})
     model.load_state_dict(ck["model"])
     model.eval()
     return model, config, ck
@@ -145,14 +157,15 @@ def train_ae(args):
     paths = list_reals(args.data, "train")
     if not paths:
         sys.exit(f"no crops under {args.data}/train/real")
-    config = {"res": args.res, "width": args.width, "code": args.code, "up": args.up, "decoders": args.decoders}
+    shape = {"res": args.res, "width": args.width, "code": args.code, "up": args.up, "decoders": args.decoders}
+    config = dict(shape, group_key="identity")
     print(f"{len(paths)} real crops; generator {config}; loading face regions", flush=True)
     regions = np.stack([face_region(read(p), args.res) for p in paths])
     groups = np.array([group_of(p, args.decoders) for p in paths])
     members = [np.flatnonzero(groups == j) for j in range(args.decoders)]
     if any(len(m) == 0 for m in members):
-        sys.exit(f"{args.decoders} decoders but only {len(paths)} crops: a group has none")
-    model = FaceAE(**config)
+        sys.exit(f"{args.decoders} decoders but the {len(paths)} crops' identities leave a group empty")
+    model = FaceAE(**shape)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     rng = np.random.default_rng(args.seed)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
@@ -262,16 +275,20 @@ def synth(args):
                 name = os.path.basename(p)
                 stem = os.path.splitext(name)[0]
                 link(p, os.path.join(real_dir, name))
+                renders = {}  # (generator, decoder) -> render of this crop
                 for k in range(args.per_real):
                     rng = np.random.default_rng([args.seed, zlib.crc32(stem.encode()), k])
                     # (one generator draws nothing here, so its fakes match those of earlier versions)
-                    model, config, _ = gens[int(rng.integers(0, len(gens)))] if len(gens) > 1 else gens[0]
+                    g = int(rng.integers(0, len(gens))) if len(gens) > 1 else 0
+                    model, config, _ = gens[g]
                     j = 0
                     if config["decoders"] > 1:  # another group's decoder: a swap, not a reconstruction
-                        own = group_of(p, config["decoders"])
+                        own = group_of(p, config["decoders"], config["group_key"])
                         j = (own + 1 + int(rng.integers(0, config["decoders"] - 1))) % config["decoders"]
-                    with torch.no_grad():
-                        render = from_batch(model(to_batch([face_region(bgr, config["res"])]), j))[0]
+                    if (g, j) not in renders:
+                        with torch.no_grad():
+                            renders[g, j] = from_batch(model(to_batch([face_region(bgr, config["res"])]), j))[0]
+                    render = renders[g, j]
                     fake = merge(bgr, render, marks[name], rng, args.detail_transfer)
                     cv2.imwrite(os.path.join(fake_dir, f"{stem}_ae{k}.jpg"), fake, [cv2.IMWRITE_JPEG_QUALITY, 95])
                     made += 1
@@ -283,6 +300,13 @@ def synth(args):
                    "seed": args.seed, "per_real": args.per_real, "detail_transfer": args.detail_transfer,
                    "counts": counts}, f, indent=1)
     return 0
+
+
+def positive_int(text):
+    v = int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {v}")
+    return v
 
 
 def main(argv=None):
@@ -302,7 +326,7 @@ def main(argv=None):
                    help="decoder upsampling: pixel shuffle (DeepFakes), transposed conv or resize+conv")
     t.add_argument("--width", type=int, default=DEFAULT_CONFIG["width"], help="channels of the first conv")
     t.add_argument("--code", type=int, default=DEFAULT_CONFIG["code"], help="bottleneck size")
-    t.add_argument("--decoders", type=int, default=1,
+    t.add_argument("--decoders", type=positive_int, default=1,
                    help="K > 1: one decoder per identity group, shared encoder; synth then swaps groups")
     s = sub.add_parser("synth", help="render fakes of every real crop in DATA into OUT")
     s.add_argument("--data", required=True, help="dataset with {train,val}/real and landmarks.jsonl")

@@ -80,10 +80,11 @@ void preload_source_elements() {
   std::call_once(once, [] {
     ensure_gstreamer();
     const auto t0 = std::chrono::steady_clock::now();
-    // What uridecodebin picks for each scheme live streams accept (and hlsdemux for playlists). A plugin
-    // that is not installed is skipped: the stream that needs it reports that itself.
-    for (const char* name : {"uridecodebin", "filesrc", "souphttpsrc", "hlsdemux", "rtspsrc", "udpsrc", "srtsrc",
-                             "v4l2src", "rtpjitterbuffer"}) {
+    // What uridecodebin picks for each network scheme, and the demuxers decodebin picks for HLS/DASH
+    // (GStreamer 1.22 prefers the *demux2 ones, whose plugin loads libsoup itself). A plugin that is not
+    // installed is skipped: the stream that needs it reports that itself.
+    for (const char* name : {"uridecodebin", "souphttpsrc", "hlsdemux2", "dashdemux2", "hlsdemux", "rtspsrc",
+                             "udpsrc", "srtsrc", "rtpjitterbuffer"}) {
       GstElementFactory* factory = gst_element_factory_find(name);
       if (!factory) continue;
       if (GstElement* e = gst_element_factory_create(factory, nullptr)) gst_object_unref(e);

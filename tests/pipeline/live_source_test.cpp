@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -657,7 +658,10 @@ TEST(LiveSourceUdp, MpegTsOverUdpGoesLive) {
 // GSocketAddress. LiveSource::create loads them up front. Each try is a fresh process, since types are
 // registered once per process; a try that does not finish in 20 s is the deadlock.
 TEST(LiveSourceStart, SchemesFirstUsedTogetherDoNotDeadlock) {
-  if (gst_is_initialized()) GTEST_SKIP() << "GStreamer already initialised in this process (run the test alone)";
+  // A forked child only has the forking thread: with GStreamer already running in this process (other
+  // tests ran first in it) the types are registered, and a child could inherit a held GLib lock.
+  // (OpenBLAS's pool threads, started before main, take no GLib lock.)
+  if (gst_is_initialized()) GTEST_SKIP() << "GStreamer already initialised here (run the test alone, as ctest does)";
   const std::vector<std::string> uris = {"http://127.0.0.1:1/a", "udp://127.0.0.1:1", "rtsp://127.0.0.1:1/a",
                                          "srt://127.0.0.1:1",    "https://127.0.0.1:1/b", "udp://127.0.0.1:2"};
   constexpr int kTries = 200;
@@ -665,17 +669,23 @@ TEST(LiveSourceStart, SchemesFirstUsedTogetherDoNotDeadlock) {
     pid_t pid = fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {  // the child: what Monitor does, then what its stream threads do first
-      bool ok = LiveSource::create(base_options("cam", uris[0])).ok();
-      std::vector<std::thread> threads;
-      for (const std::string& uri : uris) {
-        threads.emplace_back([uri] {
-          if (GstElement* e = gst_element_make_from_uri(GST_URI_SRC, uri.c_str(), nullptr, nullptr)) {
-            gst_object_unref(e);
-          }
-        });
+      prctl(PR_SET_PDEATHSIG, SIGKILL);  // a hung child must not outlive a test killed by its timeout
+      int code = 4;
+      try {  // nothing may unwind into gtest here: the child would go on running the other tests
+        bool ok = LiveSource::create(base_options("cam", uris[0])).ok();
+        std::vector<std::thread> threads;
+        for (const std::string& uri : uris) {
+          threads.emplace_back([uri] {
+            if (GstElement* e = gst_element_make_from_uri(GST_URI_SRC, uri.c_str(), nullptr, nullptr)) {
+              gst_object_unref(e);
+            }
+          });
+        }
+        for (auto& t : threads) t.join();
+        code = ok ? 0 : 3;
+      } catch (...) {
       }
-      for (auto& t : threads) t.join();
-      _exit(ok ? 0 : 3);
+      _exit(code);
     }
     int status = 0;
     const auto deadline = Clock::now() + 20s;

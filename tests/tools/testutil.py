@@ -35,12 +35,21 @@ def stage_for_nobody(dfmon, models, work):
     """Tests that drop to uid 65534 (to make files unreadable even though CI runs as root) need the binary,
     the models and their work dir reachable by that user. When the checkout is not, they are copied into a
     fresh world-readable directory under /tmp, removed when the test process exits (the staged sanitizer
-    binary alone is ~300 MB; CI filled the disk with them once). Returns (dfmon, models, work) to use."""
+    binary alone is ~300 MB; CI filled the disk with them once); ones a killed test left behind are
+    removed after 6 hours. Returns (dfmon, models, work) to use."""
     import atexit
     import shutil
     import tempfile
     if all(nobody_can_reach(p) for p in (os.path.dirname(dfmon), models, work)):
         return dfmon, models, work
+    import glob
+    import time
+    for stale in glob.glob(os.path.join(tempfile.gettempdir(), "dfm-nobody-*")):  # left by a killed test
+        try:
+            if time.time() - os.path.getmtime(stale) > 6 * 3600:
+                shutil.rmtree(stale, True)
+        except OSError:
+            pass
     base = tempfile.mkdtemp(prefix="dfm-nobody-")
     atexit.register(shutil.rmtree, base, True)
     os.chmod(base, 0o755)
