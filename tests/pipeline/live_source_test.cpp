@@ -662,14 +662,16 @@ TEST(LiveSourceStart, SchemesFirstUsedTogetherDoNotDeadlock) {
   // tests ran first in it) the types are registered, and a child could inherit a held GLib lock.
   // (OpenBLAS's pool threads, started before main, take no GLib lock.)
   if (gst_is_initialized()) GTEST_SKIP() << "GStreamer already initialised here (run the test alone, as ctest does)";
-  const std::vector<std::string> uris = {"http://127.0.0.1:1/a", "udp://127.0.0.1:1", "rtsp://127.0.0.1:1/a",
-                                         "srt://127.0.0.1:1",    "https://127.0.0.1:1/b", "udp://127.0.0.1:2"};
+  const std::vector<std::string> uris = {"http://127.0.0.1:1/a",  "udp://127.0.0.1:1", "rtsp://127.0.0.1:1/a",
+                                         "https://127.0.0.1:1/b", "srt://127.0.0.1:1", "udp://127.0.0.1:2"};
   constexpr int kTries = 200;
   for (int i = 0; i < kTries; ++i) {
     pid_t pid = fork();
     ASSERT_GE(pid, 0);
-    if (pid == 0) {  // the child: what Monitor does, then what its stream threads do first
-      prctl(PR_SET_PDEATHSIG, SIGKILL);  // a hung child must not outlive a test killed by its timeout
+    if (pid == 0) {
+      // The child: what Monitor does, then what its stream threads do first. A hung child must not
+      // outlive a test killed by its timeout.
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
       int code = 4;
       try {  // nothing may unwind into gtest here: the child would go on running the other tests
         bool ok = LiveSource::create(base_options("cam", uris[0])).ok();
