@@ -142,16 +142,27 @@ def summarise(per_video):
     video = [float(per_video[n].mean()) for n in names]
     frame_y = np.concatenate([[label] * len(per_video[n]) for label, n in zip(y, names)])
     frame_s = np.concatenate([per_video[n] for n in names])
-    wins = pairs = 0
+    fake_means, real_means = [], []
     for n in names:
         if is_fake(n):
             real = re.sub("fake", lambda m: "REAL" if m.group(0).isupper() else "real", n, flags=re.IGNORECASE)
             if real in per_video:
-                pairs += 1
-                wins += int(per_video[n].mean() > per_video[real].mean())
+                fake_means.append(per_video[n].mean())
+                real_means.append(per_video[real].mean())
+    wins = int(sum(f > r for f, r in zip(fake_means, real_means)))
     return {"videos": len(names), "fake_videos": sum(y), "video_auc": roc_auc(y, video), "faces": int(frame_y.size),
-            "frame_auc": roc_auc(frame_y, frame_s), "pairs": pairs, "pairs_fake_above_real": wins,
+            "frame_auc": roc_auc(frame_y, frame_s), "pairs": len(fake_means), "pairs_fake_above_real": wins,
+            "pair_rank_corr": rank_corr(fake_means, real_means),
             "per_video": {n: round(v, 4) for n, v in zip(names, video)}}  # mean P(fake): which fakes it catches
+
+
+def rank_corr(a, b):
+    """Spearman correlation (no ties expected) of fakes' scores with their own sources' across the pairs:
+    near 1 means the model scores the footage and the person, not the swap. None below 3 pairs."""
+    if len(a) < 3:
+        return None
+    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
+    return float(np.corrcoef(ra, rb)[0, 1])
 
 
 def main(argv=None):
@@ -188,7 +199,8 @@ def main(argv=None):
         fmt = lambda a: "n/a" if a is None else f"{a:.3f}"  # noqa: E731
         print(f"{name}: video AUC {fmt(r['video_auc'])} ({r['videos']} videos, {r['fake_videos']} fake) | "
               f"frame AUC {fmt(r['frame_auc'])} ({r['faces']} faces) | "
-              f"fake above its own real in {r['pairs_fake_above_real']} of {r['pairs']} pairs", flush=True)
+              f"fake above its own real in {r['pairs_fake_above_real']} of {r['pairs']} pairs "
+              f"(rank correlation with the real's score {fmt(r['pair_rank_corr'])})", flush=True)
     if args.detail_probe:
         faces = load_probe_faces(args.crops)
         if not faces:

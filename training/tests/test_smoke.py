@@ -149,6 +149,9 @@ class Smoke(unittest.TestCase):
                                                 "--detail-probe"]), 0)
         r = json.load(open(got))[os.path.join(run_dir, "best.pt")]
         self.assertEqual((r["videos"], r["fake_videos"], r["faces"], r["pairs"]), (5, 2, 15, 2))
+        self.assertIsNone(r["pair_rank_corr"])  # two pairs: too few to rank
+        self.assertEqual(eval_checkpoints.rank_corr([0.1, 0.5, 0.9], [0.2, 0.3, 0.4]), 1.0)
+        self.assertAlmostEqual(eval_checkpoints.rank_corr([0.9, 0.5, 0.1], [0.2, 0.3, 0.4]), -1.0)
         self.assertTrue(0.0 <= r["video_auc"] <= 1.0 and 0.0 <= r["frame_auc"] <= 1.0)
         self.assertEqual(sorted(r["detail_probe"]), ["blurred", "sharpened", "tinted"])
         for before, after, rose in r["detail_probe"].values():
