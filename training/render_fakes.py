@@ -16,6 +16,7 @@ a small autoencoder trained here on our real crops (no pretrained weights):
 Both steps are deterministic given --seed.
 """
 import argparse
+import collections
 import hashlib
 import json
 import os
@@ -106,10 +107,14 @@ def identity_of(path):
     return parts[0] if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit() else stem
 
 
-def group_of(path, groups, key="identity"):
+def group_of(path, groups, key="identity", people=()):
     """The decoder a crop trains: a stable hash (not CRC-32, whose low bits are equal for names such as
     000.png ... 005.png) of its identity, so one person's crops all go to one decoder. key "file" hashes
-    the whole file name instead, as the first swap generator (ae96d) was trained."""
+    the whole file name instead, as the first swap generator (ae96d) was trained; key "people" gives
+    each of `people` its own decoder (-1: someone else)."""
+    if key == "people":
+        who = identity_of(path)
+        return people.index(who) if who in people else -1
     name = identity_of(path) if key == "identity" else os.path.basename(path)
     return int.from_bytes(hashlib.sha1(name.encode()).digest()[:4], "little") % groups
 
@@ -118,7 +123,7 @@ def load_ae(path):
     ck = torch.load(path, map_location="cpu")
     config = dict(DEFAULT_CONFIG, **ck.get("config", {}))
     config.setdefault("group_key", "file")  # checkpoints from before identity grouping
-    model = FaceAE(**{k: v for k, v in config.items() if k != "group_key"})
+    model = FaceAE(**{k: v for k, v in config.items() if k not in ("group_key", "people")})
     model.load_state_dict(ck["model"])
     model.eval()
     return model, config, ck
@@ -159,19 +164,29 @@ def train_ae(args):
         sys.exit(f"no crops under {args.data}/train/real")
     shape = {"res": args.res, "width": args.width, "code": args.code, "up": args.up, "decoders": args.decoders}
     config = dict(shape, group_key="identity")
-    print(f"{len(paths)} real crops; generator {config}; loading face regions", flush=True)
+    if args.per_person:  # one decoder per person with enough crops (clips), trained on those crops only
+        counts = collections.Counter(identity_of(p) for p in paths)
+        people = sorted(who for who, n in counts.items() if n >= args.per_person)
+        if len(people) < 2:
+            sys.exit(f"--per-person {args.per_person}: {len(people)} people have that many crops; a swap needs 2")
+        paths = [p for p in paths if identity_of(p) in people]
+        shape["decoders"] = len(people)
+        config = dict(shape, group_key="people", people=people)
+        print(f"{len(people)} people with >= {args.per_person} crops each: " + ", ".join(people), flush=True)
+    decoders = shape["decoders"]
+    print(f"{len(paths)} real crops; generator {shape}; loading face regions", flush=True)
     regions = np.stack([face_region(read(p), args.res) for p in paths])
-    groups = np.array([group_of(p, args.decoders) for p in paths])
-    members = [np.flatnonzero(groups == j) for j in range(args.decoders)]
+    groups = np.array([group_of(p, decoders, config["group_key"], config.get("people", ())) for p in paths])
+    members = [np.flatnonzero(groups == j) for j in range(decoders)]
     if any(len(m) == 0 for m in members):
-        sys.exit(f"{args.decoders} decoders but the {len(paths)} crops' identities leave a group empty")
+        sys.exit(f"{decoders} decoders but the {len(paths)} crops' identities leave a group empty")
     model = FaceAE(**shape)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     rng = np.random.default_rng(args.seed)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     t0, loss_sum, n = time.time(), 0.0, 0
     for step in range(1, args.steps + 1):
-        j = step % args.decoders  # decoders take turns; the shared encoder sees every group
+        j = step % decoders  # decoders take turns; the shared encoder sees every group
         idx = rng.choice(members[j], args.batch)
         x = regions[idx].copy()
         flip = rng.random(args.batch) < 0.5
@@ -282,9 +297,10 @@ def synth(args):
                     g = int(rng.integers(0, len(gens))) if len(gens) > 1 else 0
                     model, config, _ = gens[g]
                     j = 0
-                    if config["decoders"] > 1:  # another group's decoder: a swap, not a reconstruction
-                        own = group_of(p, config["decoders"], config["group_key"])
-                        j = (own + 1 + int(rng.integers(0, config["decoders"] - 1))) % config["decoders"]
+                    n_dec = config["decoders"]
+                    if n_dec > 1:  # another group's (person's) decoder: a swap, not a reconstruction
+                        own = group_of(p, n_dec, config["group_key"], config.get("people", ()))
+                        j = int(rng.integers(0, n_dec)) if own < 0 else (own + 1 + int(rng.integers(0, n_dec - 1))) % n_dec
                     if (g, j) not in renders:
                         with torch.no_grad():
                             renders[g, j] = from_batch(model(to_batch([face_region(bgr, config["res"])]), j))[0]
@@ -326,6 +342,9 @@ def main(argv=None):
                    help="decoder upsampling: pixel shuffle (DeepFakes), transposed conv or resize+conv")
     t.add_argument("--width", type=int, default=DEFAULT_CONFIG["width"], help="channels of the first conv")
     t.add_argument("--code", type=int, default=DEFAULT_CONFIG["code"], help="bottleneck size")
+    t.add_argument("--per-person", type=positive_int, metavar="N",
+                   help="one decoder per person (clip) with at least N training crops, trained on those only; "
+                        "synth then gives every face one of these people's (DeepFakes' per-person swap)")
     t.add_argument("--decoders", type=positive_int, default=1,
                    help="K > 1: one decoder per identity group, shared encoder; synth then swaps groups")
     s = sub.add_parser("synth", help="render fakes of every real crop in DATA into OUT")

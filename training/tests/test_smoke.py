@@ -323,6 +323,15 @@ class Smoke(unittest.TestCase):
             gens = json.load(rj)["generators"]
         self.assertEqual([g["config"]["res"] for g in gens], [64, 48])
         self.assertEqual(gens[1]["config"]["decoders"], 2)
+        # One decoder per person (here every crop is its own person): every fake is someone else's face.
+        ae3 = os.path.join(self.tmp, "ae3.pt")
+        run(["render_fakes.py", "train-ae", "--data", root, "--out", ae3, "--steps", "6", "--batch", "2", "--res", "48",
+             "--per-person", "1", "--width", "8", "--code", "16"])
+        run(["render_fakes.py", "synth", "--data", root, "--ae", ae3, "--out", out + "pp"])
+        with open(os.path.join(out + "pp", "render.json")) as rj:
+            config = json.load(rj)["generators"][0]["config"]
+        self.assertEqual((config["group_key"], config["decoders"], len(config["people"])), ("people", 6, 6))
+        self.assertEqual(len(os.listdir(os.path.join(out + "pp", "val", "fake"))), 6)
         ds = dataset.PairedCrops(out + "0", "train", 32)
         self.assertEqual((len(ds), ds[0][1].tolist()), (6, [0, 1]))
         bad = os.path.join(root, "train", "real", "999.png")
