@@ -283,31 +283,29 @@ def synth(args):
         os.makedirs(fake_dir, exist_ok=True)
         paths = [p for p in list_reals(args.data, split) if os.path.basename(p) in marks]
         made = 0
-        for i in range(0, len(paths), 64):
-            chunk = paths[i:i + 64]
-            imgs = [read(p) for p in chunk]
-            for p, bgr in zip(chunk, imgs):
-                name = os.path.basename(p)
-                stem = os.path.splitext(name)[0]
-                link(p, os.path.join(real_dir, name))
-                renders = {}  # (generator, decoder) -> render of this crop
-                for k in range(args.per_real):
-                    rng = np.random.default_rng([args.seed, zlib.crc32(stem.encode()), k])
-                    # (one generator draws nothing here, so its fakes match those of earlier versions)
-                    g = int(rng.integers(0, len(gens))) if len(gens) > 1 else 0
-                    model, config, _ = gens[g]
-                    j = 0
-                    n_dec = config["decoders"]
-                    if n_dec > 1:  # another group's (person's) decoder: a swap, not a reconstruction
-                        own = group_of(p, n_dec, config["group_key"], config.get("people", ()))
-                        j = int(rng.integers(0, n_dec)) if own < 0 else (own + 1 + int(rng.integers(0, n_dec - 1))) % n_dec
-                    if (g, j) not in renders:
-                        with torch.no_grad():
-                            renders[g, j] = from_batch(model(to_batch([face_region(bgr, config["res"])]), j))[0]
-                    render = renders[g, j]
-                    fake = merge(bgr, render, marks[name], rng, args.detail_transfer)
-                    cv2.imwrite(os.path.join(fake_dir, f"{stem}_ae{k}.jpg"), fake, [cv2.IMWRITE_JPEG_QUALITY, 95])
-                    made += 1
+        for p in paths:  # one crop at a time: each fake picks its own generator and decoder
+            bgr = read(p)
+            name = os.path.basename(p)
+            stem = os.path.splitext(name)[0]
+            link(p, os.path.join(real_dir, name))
+            renders = {}  # (generator, decoder) -> render of this crop
+            for k in range(args.per_real):
+                rng = np.random.default_rng([args.seed, zlib.crc32(stem.encode()), k])
+                # (one generator draws nothing here, so its fakes match those of earlier versions)
+                g = int(rng.integers(0, len(gens))) if len(gens) > 1 else 0
+                model, config, _ = gens[g]
+                j = 0
+                n_dec = config["decoders"]
+                if n_dec > 1:  # another group's (person's) decoder: a swap, not a reconstruction
+                    own = group_of(p, n_dec, config["group_key"], config.get("people", ()))
+                    j = int(rng.integers(0, n_dec)) if own < 0 else (own + 1 + int(rng.integers(0, n_dec - 1))) % n_dec
+                if (g, j) not in renders:
+                    with torch.no_grad():
+                        renders[g, j] = from_batch(model(to_batch([face_region(bgr, config["res"])]), j))[0]
+                render = renders[g, j]
+                fake = merge(bgr, render, marks[name], rng, args.detail_transfer)
+                cv2.imwrite(os.path.join(fake_dir, f"{stem}_ae{k}.jpg"), fake, [cv2.IMWRITE_JPEG_QUALITY, 95])
+                made += 1
         counts[split] = {"real": len(paths), "fake": made}
         print(f"{split}: {len(paths)} real, {made} rendered fakes", flush=True)
     with open(os.path.join(args.out, "render.json"), "w") as f:

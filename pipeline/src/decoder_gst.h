@@ -18,9 +18,10 @@ namespace dfm::gstutil {
 int64_t now_ns();  // steady clock
 
 // Loads the network source plugins and initialises their element classes once, on the calling thread.
-// Call before starting several network pipelines (LiveSource::create, VideoDecoder::open of a URI): GLib deadlocks when two threads first touch GObject types
-// that depend on each other (udpsrc's class init needs GSocket while souphttpsrc's plugin load registers
-// GSocketAddress: faults_e2e wedged there with HTTP, UDP and RTSP streams starting together).
+// Call before starting several network pipelines (LiveSource::create, VideoDecoder::open of a URI):
+// GLib deadlocks when two threads first touch GObject types that depend on each other (udpsrc's class
+// init needs GSocket while souphttpsrc's plugin load registers GSocketAddress: faults_e2e wedged there
+// with HTTP, UDP and RTSP streams starting together).
 void preload_source_elements();
 
 // Caps strings and debug text can carry kilobytes of codec data; keep messages readable.
