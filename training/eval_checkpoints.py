@@ -76,10 +76,15 @@ def load_crops(crops_dir):
 
 
 def load_scorer(checkpoint):
-    """A function mapping an NCHW batch of 224 px crops to P(fake) per crop, for one train.py checkpoint.
+    """A function mapping an NCHW batch of 224 px crops to P(fake) per crop, for one train.py checkpoint
+    (or export.py ONNX file).
     A model trained below 224 px sees the crop area-resized to its size, as the exported file's fixed
     average pool does."""
-    ck = torch.load(checkpoint, map_location="cpu")
+    if checkpoint.lower().endswith(".onnx"):  # e.g. the bundled models/*.onnx, read back into PyTorch
+        import onnx_import
+        ck = onnx_import.checkpoint_from_onnx(checkpoint)
+    else:
+        ck = torch.load(checkpoint, map_location="cpu")
     arch, size = ck["arch"], ck.get("img_size", CROP)
     model = load_weights(build_model(arch, img_size=size), ck["model"]).eval()
     resize = arch not in FULLRES_OF and size != CROP

@@ -264,8 +264,13 @@ def export_and_check(reference, module, onnx_path, card_path, name, arch, images
 
 
 def load_checkpoint_model(path, arch=None):
-    """(arch, model in eval mode at its trained size, checkpoint dict) from a train.py checkpoint."""
-    ck = torch.load(path, map_location="cpu")
+    """(arch, model in eval mode at its trained size, checkpoint dict) from a train.py checkpoint or an
+    ONNX file this script wrote."""
+    if path.lower().endswith(".onnx"):  # an earlier export, read back (onnx_import checks it against cv2.dnn)
+        import onnx_import
+        ck = onnx_import.checkpoint_from_onnx(path, arch=arch)
+    else:
+        ck = torch.load(path, map_location="cpu")
     arch = arch or ck["arch"]
     if ck.get("arch") and ck["arch"] != arch:
         raise ValueError(f"{path} holds a {ck['arch']} model, not {arch}")

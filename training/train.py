@@ -25,6 +25,8 @@ import torch.nn as nn
 from common import roc_auc, seed_everything, set_threads  # noqa: E402
 from dataset import AUGMENT_LEVELS, make_loaders  # noqa: E402
 from models import ARCHS, FULLRES_OF, VisionTransformer, build_model, fullres_from_pooled, load_weights  # noqa: E402
+import onnx_import  # noqa: E402
+from onnx_import import EXPORT_SIZE  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -62,8 +64,8 @@ def parse_args(argv=None):
     p.add_argument("--detail-fakes", type=float, default=0.0,
                    help="with --paired: share of pairs whose fake is made on the fly from the real crop by changing "
                         "only the detail inside a face-region mask (needs DIR/landmarks.jsonl)")
-    p.add_argument("--init", help="start from the weights of this checkpoint (fine-tuning; fresh optimizer "
-                                  "and schedule)")
+    p.add_argument("--init", help="start from the weights of this checkpoint, or of an ONNX file from export.py "
+                                  "such as models/resnet18.onnx (fine-tuning; fresh optimizer and schedule)")
     args = p.parse_args(argv)
     if args.lr is None:
         args.lr = 1e-3 if args.arch.startswith("resnet18") else 5e-4
@@ -173,7 +175,17 @@ def main(argv=None):
           "best_key": -1.0}
 
     if args.init and not (args.resume and os.path.exists(last_path)):
-        ck = torch.load(args.init, map_location="cpu")
+        if args.init.lower().endswith(".onnx"):  # a bundled model: weights read back from the export
+            calib_size = EXPORT_SIZE // onnx_import.pool_factor_of(args.init)
+            try:
+                ck = onnx_import.checkpoint_from_onnx(
+                    args.init, calib=onnx_import.calibration_batch(args.data, calib_size))
+            except ValueError as e:
+                sys.exit(str(e))
+            print(f"{args.init}: imported {ck['arch']} at {ck['img_size']} px, max |softmax diff| to cv2.dnn "
+                  f"{ck['import_parity']:.2g}", flush=True)
+        else:
+            ck = torch.load(args.init, map_location="cpu")
         state = ck["model"]
         if args.arch in FULLRES_OF and ck.get("arch") == FULLRES_OF[args.arch][0]:
             try:  # start exactly where the 112 px model stands, now with every pixel in view

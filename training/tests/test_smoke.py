@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Smoke test of the training toolchain: tiny dataset -> train.py (both archs, a few steps, progressive
-resize, resume, --init) -> export.py (parity <= 1e-4, card fields) -> eval_checkpoints.py -> make_tiny_onnx.py; render_fakes.py
+resize, resume, --init) -> export.py (parity <= 1e-4, card fields) -> onnx_import.py (the export read back,
+fine-tuned from) -> eval_checkpoints.py -> make_tiny_onnx.py; render_fakes.py
 (train-ae, synth, deterministic);
 plus unit checks of the ViT export form, the full-resolution stems, position-embedding resizing and ROC-AUC. Runs in well under a minute on 2 cores.
 
@@ -27,6 +28,7 @@ import eval_checkpoints  # noqa: E402
 import export  # noqa: E402
 import make_tiny_onnx  # noqa: E402
 import models  # noqa: E402
+import onnx_import  # noqa: E402
 import train  # noqa: E402
 
 PY = "/usr/bin/python3"
@@ -157,12 +159,38 @@ class Smoke(unittest.TestCase):
         for before, after, rose in r["detail_probe"].values():
             self.assertTrue(0.0 <= before <= 1.0 and 0.0 <= after <= 1.0 and 0.0 <= rose <= 1.0)
 
+        # The export read back into PyTorch (what fine-tuning the bundled models starts from): the same
+        # function as the checkpoint; with calibration crops a ResNet's BatchNorm in training mode, on
+        # exactly those crops, still computes it (batch statistics = the calibration statistics).
+        calib = onnx_import.calibration_batch(self.data, 224, n=12)
+        imported = onnx_import.checkpoint_from_onnx(onnx_path, calib=calib)
+        self.assertEqual((imported["arch"], imported["img_size"]), (arch, 224))
+        self.assertLessEqual(imported["import_parity"], TOL)
+        _, reference, _ = export.load_checkpoint_model(os.path.join(run_dir, "best.pt"))
+        if isinstance(reference, models.VisionTransformer):
+            reference.set_img_size(224)
+        back = models.load_weights(models.build_model(arch, img_size=224), imported["model"]).eval()
+        x = torch.randn(3, 3, 224, 224)
+        with torch.no_grad():
+            self.assertLess(float((back(x) - reference(x)).abs().max()), TOL)
+            if arch == "resnet18":  # (a ViT in training mode drops paths at random)
+                self.assertLess(float((back.train()(calib) - back.eval()(calib)).abs().max()), 1e-3)
+        _, again, _ = export.load_checkpoint_model(onnx_path)  # export.py --checkpoint X.onnx reads it too
+        with torch.no_grad():
+            self.assertLess(float((again(x) - reference(x)).abs().max()), TOL)
+
         # Fine-tuning start (--init) at another size; in-process to save an interpreter start.
         ft_dir = run_dir + "_ft"
         self.assertEqual(train.main(["--data", self.data, "--arch", arch, "--out", ft_dir, "--batch", "8",
                                      "--size", "64", "--epochs", "1", "--epoch-steps", "1", "--log-every", "0",
                                      "--init", os.path.join(run_dir, "best.pt")]), 0)
         self.assertIn("fine-tuned from", torch.load(os.path.join(ft_dir, "last.pt"))["training"]["recipe"])
+        # ... and from the exported file, as a clone of the repository fine-tunes models/*.onnx.
+        self.assertEqual(train.main(["--data", self.data, "--arch", arch, "--out", ft_dir + "_onnx", "--batch", "8",
+                                     "--size", "64", "--epochs", "1", "--epoch-steps", "1", "--log-every", "0",
+                                     "--init", onnx_path]), 0)
+        self.assertIn("fine-tuned from " + onnx_path,
+                      torch.load(os.path.join(ft_dir + "_onnx", "last.pt"))["training"]["recipe"])
 
     def test_resnet18_train_export(self):
         self.train_and_export("resnet18", 32, 64, expect_max_batch=0)
