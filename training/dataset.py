@@ -40,16 +40,17 @@ def to_tensor(rgb_u8):
 AUGMENT_LEVELS = ("full", "light", "colour")
 
 
-def augment(bgr, rng, level="full"):
+def augment(bgr, rng, level="full", flip=True):
     """Photometric and degradation augmentation of one BGR uint8 crop at its native resolution.
 
     Order follows a capture pipeline: colour, then resolution loss, blur and sensor noise, and
     compression last. "full" is the shipped recipe; "light" keeps only mild JPEG (quality 75-95) and
     "colour" only the flip and colour jitter. They were added to test whether strong degradation (which
     erases a sharpened face's extra detail but leaves a softened face soft) taught "soft = fake": it did
-    not, the bias stays without it (models/README.md)."""
+    not, the bias stays without it (models/README.md).
+    flip=False leaves the geometry alone (pretrain.py mirrors the crop together with its landmarks)."""
     img = bgr
-    if rng.random() < 0.5:
+    if rng.random() < 0.5 and flip:  # (drawn either way: the same rng gives the same other draws)
         img = img[:, ::-1]
     if rng.random() < 0.8:  # small colour jitter: brightness, contrast, saturation
         f = img.astype(np.float32)

@@ -29,6 +29,7 @@ import export  # noqa: E402
 import make_tiny_onnx  # noqa: E402
 import models  # noqa: E402
 import onnx_import  # noqa: E402
+import pretrain  # noqa: E402
 import train  # noqa: E402
 
 PY = "/usr/bin/python3"
@@ -291,6 +292,56 @@ class Smoke(unittest.TestCase):
         self.assertIn("aug flip/colour/JPEG q75-95", recipe)
         with self.assertRaises(SystemExit):  # detail fakes are made from a pair's real crop
             train.parse_args(args[:-5] + ["--detail-fakes", "0.5"])
+
+    def test_landmark_view_moves_points_with_pixels(self):
+        # Mirroring twice is the identity, and each point marks the same pixel before and after a view.
+        self.assertTrue(np.array_equal(pretrain.MIRROR[pretrain.MIRROR], np.arange(68)))
+        self.assertEqual(sorted(pretrain.MIRROR.tolist()), list(range(68)))
+        # Central points: a view never moves them out of the crop (where the border reflection would
+        # bring in a mirrored copy of the dot).
+        pts = np.array([[78 + i, 80 + (i * 37) % 64] for i in range(68)], np.float32)
+        mirrored = 0
+        for seed in range(6):
+            for k in (0, 36, 48):  # a jaw point, an eye corner, a lip corner
+                img = np.zeros((224, 224, 3), np.uint8)
+                cv2.circle(img, (int(pts[k, 0]), int(pts[k, 1])), 3, (255, 255, 255), -1)
+                out, moved = pretrain.random_view(img, pts, np.random.default_rng(seed))
+                ys, xs = np.nonzero(out[..., 0] > 128)
+                centre = np.array([xs.mean(), ys.mean()])
+                # The dot is where point k went, or (mirrored) where its mirror partner's index now points.
+                near = np.linalg.norm(moved - centre, axis=1).argmin()
+                self.assertLess(float(np.linalg.norm(moved[near] - centre)), 1.5)
+                self.assertIn(near, (k, int(pretrain.MIRROR[k])))
+                mirrored += int(near != k)
+        self.assertGreater(mirrored, 0)
+
+    def test_landmark_pretraining_then_fine_tune(self):
+        root = os.path.join(self.tmp, "lm_data")
+        ring = [v for a in np.linspace(0, 2 * np.pi, 68, endpoint=False) for v in (32 + 12 * np.cos(a), 32 + 15 * np.sin(a))]
+        rng = np.random.default_rng(9)
+        with open(os.path.join(root + "_lm.jsonl"), "w") as lj:
+            for split in ("train", "val"):
+                for label in ("real", "fake"):
+                    os.makedirs(os.path.join(root, split, label))
+                for i in range(8):
+                    img = rng.integers(0, 256, (64, 64, 3)).astype(np.uint8)
+                    cv2.imwrite(os.path.join(root, split, "real", f"{i:03d}.png"), img)
+                    cv2.imwrite(os.path.join(root, split, "fake", f"{i:03d}_sbi0.png"), 255 - img)
+                    lj.write(json.dumps({"file": f"{split}/real/{i:03d}.png", "landmarks": ring}) + "\n")
+        run_dir = os.path.join(self.tmp, "run_lm")
+        with self.assertRaises(FileNotFoundError):  # no landmarks.jsonl yet
+            pretrain.main(["--data", root, "--out", run_dir, "--steps", "2"])
+        os.replace(root + "_lm.jsonl", os.path.join(root, "landmarks.jsonl"))
+        self.assertEqual(pretrain.main(["--data", root, "--out", run_dir, "--steps", "4", "--batch", "4",
+                                        "--size", "32", "--eval-every", "2", "--threads", "2"]), 0)
+        rows = read_jsonl(os.path.join(run_dir, "metrics.jsonl"))
+        self.assertEqual([r["step"] for r in rows], [2, 4])
+        self.assertTrue(all(np.isfinite(r["val_nme"]) for r in rows))
+        ck = torch.load(os.path.join(run_dir, "pretrained.pt"))
+        self.assertEqual((ck["arch"], ck["img_size"], tuple(ck["model"]["fc.weight"].shape)), ("resnet18", 32, (2, 512)))
+        self.assertEqual(train.main(["--data", root, "--arch", "resnet18", "--out", run_dir + "_ft", "--batch", "8",
+                                     "--size", "32", "--epochs", "1", "--epoch-steps", "1", "--log-every", "0",
+                                     "--paired", "--init", os.path.join(run_dir, "pretrained.pt")]), 0)
 
     def test_rendered_fakes(self):
         # Face-like crops with landmarks: train the generator a few steps, render, pair, train on the pairs.
