@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from common import roc_auc, set_threads
 from dataset import IMG_EXTS, hull_mask, to_tensor, unsharp
 from models import FULLRES_OF, build_model, load_weights
+import onnx_import
 
 CROP = 224  # the product's crop size
 VIDEO_EXTS = (".mp4", ".webm", ".mkv", ".mov", ".avi")
@@ -80,11 +81,7 @@ def load_scorer(checkpoint):
     (or export.py ONNX file).
     A model trained below 224 px sees the crop area-resized to its size, as the exported file's fixed
     average pool does."""
-    if checkpoint.lower().endswith(".onnx"):  # e.g. the bundled models/*.onnx, read back into PyTorch
-        import onnx_import
-        ck = onnx_import.checkpoint_from_onnx(checkpoint)
-    else:
-        ck = torch.load(checkpoint, map_location="cpu")
+    ck = onnx_import.load_checkpoint(checkpoint)  # e.g. the bundled models/*.onnx, read back into PyTorch
     arch, size = ck["arch"], ck.get("img_size", CROP)
     model = load_weights(build_model(arch, img_size=size), ck["model"]).eval()
     resize = arch not in FULLRES_OF and size != CROP

@@ -28,6 +28,7 @@ import torch
 from common import LABELS, MEAN, SCALE, STD, set_threads  # noqa: E402
 from dataset import IMG_EXTS, to_tensor  # noqa: E402
 from models import ARCHS, VisionTransformer, build_model, export_ready, load_weights  # noqa: E402
+import onnx_import  # noqa: E402  (it imports this module only inside its parity check)
 
 EXPORT_SIZE = 224
 MIN_PARITY_INPUTS = 8
@@ -266,11 +267,7 @@ def export_and_check(reference, module, onnx_path, card_path, name, arch, images
 def load_checkpoint_model(path, arch=None):
     """(arch, model in eval mode at its trained size, checkpoint dict) from a train.py checkpoint or an
     ONNX file this script wrote."""
-    if path.lower().endswith(".onnx"):  # an earlier export, read back (onnx_import checks it against cv2.dnn)
-        import onnx_import
-        ck = onnx_import.checkpoint_from_onnx(path, arch=arch)
-    else:
-        ck = torch.load(path, map_location="cpu")
+    ck = onnx_import.load_checkpoint(path, arch=arch)  # an earlier export is read back, checked against cv2.dnn
     arch = arch or ck["arch"]
     if ck.get("arch") and ck["arch"] != arch:
         raise ValueError(f"{path} holds a {ck['arch']} model, not {arch}")

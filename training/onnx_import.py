@@ -18,7 +18,6 @@ computes (checked against cv2.dnn on the same inputs; the import fails beyond --
 """
 import argparse
 import json
-import math
 import os
 import sys
 
@@ -161,7 +160,8 @@ def checkpoint_from_onnx(path, arch=None, calib=None, tol=1e-4, check_inputs=8):
     """A train.py-style checkpoint dict {arch, img_size, model, training, metrics, imported_from} from an
     ONNX file written by export.py (its card NAME.json, if present, names the architecture).
 
-    calib: optional NCHW batch of normalised crops at the model's own size (ResNet BatchNorm statistics).
+    calib: ResNet BatchNorm statistics from an NCHW batch of normalised crops at the model's own size, or
+    from a seed-layout dataset directory (calibration_batch at that size; read only for a ResNet).
     Raises ValueError when the file is not such an export or the imported model disagrees with cv2.dnn
     by more than tol (softmax) on check_inputs inputs (0 = no check)."""
     m = onnx.load(path)
@@ -178,6 +178,8 @@ def checkpoint_from_onnx(path, arch=None, calib=None, tol=1e-4, check_inputs=8):
         if isinstance(model, VisionTransformer):
             state = _vit_state(model, inits, prefix)
         else:
+            if isinstance(calib, str):
+                calib = calibration_batch(calib, img_size)
             state = _resnet_state(model, m.graph, inits, img_size, calib)
     except (KeyError, StopIteration) as e:
         raise ValueError(f"{path}: not a {arch} file from export.py (missing weight {e})") from None
@@ -202,10 +204,11 @@ def checkpoint_from_onnx(path, arch=None, calib=None, tol=1e-4, check_inputs=8):
             "import_parity": parity and parity["max_abs_diff"]}
 
 
-def load_checkpoint(path, calib=None):
-    """train.py checkpoint (.pt) or export.py ONNX file, as a checkpoint dict."""
+def load_checkpoint(path, arch=None, calib=None):
+    """train.py checkpoint (.pt) or export.py ONNX file (read back: checkpoint_from_onnx), as a checkpoint
+    dict."""
     if path.lower().endswith(".onnx"):
-        return checkpoint_from_onnx(path, calib=calib)
+        return checkpoint_from_onnx(path, arch=arch, calib=calib)
     return torch.load(path, map_location="cpu")
 
 
@@ -218,11 +221,8 @@ def main(argv=None):
     p.add_argument("--tol", type=float, default=1e-4)
     args = p.parse_args(argv)
     common.set_threads(2)
-    calib = None
-    if args.calib:
-        calib = calibration_batch(args.calib, EXPORT_SIZE // pool_factor_of(args.onnx))
     try:
-        ck = checkpoint_from_onnx(args.onnx, arch=args.arch, calib=calib, tol=args.tol)
+        ck = checkpoint_from_onnx(args.onnx, arch=args.arch, calib=args.calib, tol=args.tol)
     except ValueError as e:
         print(f"onnx_import: {e}", file=sys.stderr)
         return 1
@@ -232,28 +232,13 @@ def main(argv=None):
     return 0
 
 
-def pool_factor_of(onnx_path):
-    """k of the file's fixed k x k input pool (1: the network runs at 224 px)."""
-    return _pool_factor(onnx.load(onnx_path).graph)
-
-
-def calibration_batch(root, size, n=256, seed=0):
-    """Up to n train crops of a seed-layout dataset (both classes, evenly spaced), normalised at size."""
-    import cv2
-    from dataset import list_split, to_tensor
-    items = list_split(root, "train")
-    if not items:
-        raise FileNotFoundError(f"no images under {os.path.join(root, 'train')}/{{real,fake}}")
-    idx = np.linspace(0, len(items) - 1, min(n, len(items))).round().astype(int)
-    out = []
-    for i in sorted(set(idx.tolist())):
-        bgr = cv2.imread(items[i][0], cv2.IMREAD_COLOR)
-        if bgr is None:
-            continue
-        if bgr.shape[:2] != (size, size):
-            bgr = cv2.resize(bgr, (size, size), interpolation=cv2.INTER_AREA if bgr.shape[0] > size else cv2.INTER_LINEAR)
-        out.append(to_tensor(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
-    return torch.stack(out) if out else None
+def calibration_batch(root, size, n=256):
+    """Up to n train crops of a seed-layout dataset (both classes, evenly spaced), as train.py's val
+    loader reads them at size."""
+    from dataset import FaceCrops
+    crops = FaceCrops(root, "train", size, train=False)
+    idx = np.unique(np.linspace(0, len(crops) - 1, min(n, len(crops))).round().astype(int))
+    return torch.stack([crops[int(i)][0] for i in idx])
 
 
 if __name__ == "__main__":

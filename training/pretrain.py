@@ -17,7 +17,6 @@ layer, and RUN/metrics.jsonl: per evaluation the val error as a share of the int
 """
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -33,6 +32,7 @@ import torch.nn as nn  # noqa: E402
 from common import seed_everything, set_threads  # noqa: E402
 from dataset import augment, list_split, load_landmarks, to_tensor  # noqa: E402
 from models import build_model  # noqa: E402
+from train import lr_at, save_checkpoint  # noqa: E402
 
 CROP = 224
 N_POINTS = 68
@@ -150,9 +150,7 @@ def main(argv=None):
         for x, y in train_dl:
             if step == 20 and not args.steps:
                 total = max(40, int(budget / ((time.time() - t0) / 20)))
-            warm = min(200, total // 10)
-            lr = args.lr * (step + 1) / warm if step < warm else \
-                args.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm)))))
+            lr = lr_at(step, total, min(200, total // 10), args.lr)
             for g in opt.param_groups:
                 g["lr"] = lr
             loss = nn.functional.smooth_l1_loss(model(x), y, beta=0.02)
@@ -172,12 +170,12 @@ def main(argv=None):
                       f"{seen / elapsed:.1f} img/s {elapsed / 60:.1f} min", flush=True)
                 loss_sum, n_loss = 0.0, 0
                 head, model.fc = model.fc, cls_head
-                torch.save({"arch": args.arch, "img_size": args.size, "model": model.state_dict(),
-                            "training": {"recipe": f"landmark pretraining ({N_POINTS} points, smooth L1), "
-                                                   f"{step} steps of {args.batch} at {args.size} px",
-                                         "data": os.path.abspath(args.data), "images_seen": seen,
-                                         "val_nme": row["val_nme"], "seed": args.seed}},
-                           os.path.join(args.out, "pretrained.pt"))
+                save_checkpoint(os.path.join(args.out, "pretrained.pt"), {
+                    "arch": args.arch, "img_size": args.size, "model": model.state_dict(),
+                    "training": {"recipe": f"landmark pretraining ({N_POINTS} points, smooth L1), "
+                                           f"{step} steps of {args.batch} at {args.size} px",
+                                 "data": os.path.abspath(args.data), "images_seen": seen,
+                                 "val_nme": row["val_nme"], "seed": args.seed}})
                 model.fc = head
             if done:
                 break

@@ -26,7 +26,6 @@ from common import roc_auc, seed_everything, set_threads  # noqa: E402
 from dataset import AUGMENT_LEVELS, make_loaders  # noqa: E402
 from models import ARCHS, FULLRES_OF, VisionTransformer, build_model, fullres_from_pooled, load_weights  # noqa: E402
 import onnx_import  # noqa: E402
-from onnx_import import EXPORT_SIZE  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -175,17 +174,13 @@ def main(argv=None):
           "best_key": -1.0}
 
     if args.init and not (args.resume and os.path.exists(last_path)):
-        if args.init.lower().endswith(".onnx"):  # a bundled model: weights read back from the export
-            calib_size = EXPORT_SIZE // onnx_import.pool_factor_of(args.init)
-            try:
-                ck = onnx_import.checkpoint_from_onnx(
-                    args.init, calib=onnx_import.calibration_batch(args.data, calib_size))
-            except ValueError as e:
-                sys.exit(str(e))
+        try:  # an ONNX file (e.g. a bundled model) is read back, its BatchNorm calibrated on --data
+            ck = onnx_import.load_checkpoint(args.init, calib=args.data)
+        except ValueError as e:
+            sys.exit(str(e))
+        if "import_parity" in ck:
             print(f"{args.init}: imported {ck['arch']} at {ck['img_size']} px, max |softmax diff| to cv2.dnn "
                   f"{ck['import_parity']:.2g}", flush=True)
-        else:
-            ck = torch.load(args.init, map_location="cpu")
         state = ck["model"]
         if args.arch in FULLRES_OF and ck.get("arch") == FULLRES_OF[args.arch][0]:
             try:  # start exactly where the 112 px model stands, now with every pixel in view
