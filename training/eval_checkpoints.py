@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from common import roc_auc, set_threads
 from dataset import IMG_EXTS, hull_mask, to_tensor, unsharp
-from models import FULLRES_OF, build_model, load_weights
+from models import FULL_RESOLUTION, build_model, load_weights
 import onnx_import
 
 CROP = 224  # the product's crop size
@@ -84,7 +84,7 @@ def load_scorer(checkpoint):
     ck = onnx_import.load_checkpoint(checkpoint)  # e.g. the bundled models/*.onnx, read back into PyTorch
     arch, size = ck["arch"], ck.get("img_size", CROP)
     model = load_weights(build_model(arch, img_size=size), ck["model"]).eval()
-    resize = arch not in FULLRES_OF and size != CROP
+    resize = arch not in FULL_RESOLUTION and size != CROP
 
     def p_fake(x):
         with torch.no_grad():

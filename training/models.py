@@ -37,6 +37,40 @@ def resnet18_fullres(num_classes=2):
     return m
 
 
+class NoiseResidual(nn.Module):
+    """Fixed high-pass filters (three SRM kernels from steganalysis, Fridrich & Kodovsky 2012) applied
+    to each colour channel: 9 channels of noise residual in which faces, people and lighting are mostly
+    gone and resampling, blending and re-rendering traces remain. Not trained: a learned first layer
+    would be free to pass the low frequencies on again."""
+
+    def __init__(self):
+        super().__init__()
+        kv = torch.tensor([[-1, 2, -2, 2, -1], [2, -6, 8, -6, 2], [-2, 8, -12, 8, -2],
+                           [2, -6, 8, -6, 2], [-1, 2, -2, 2, -1]], dtype=torch.float32) / 12.0
+        kb = torch.zeros(5, 5)
+        kb[1:4, 1:4] = torch.tensor([[-1, 2, -1], [2, -4, 2], [-1, 2, -1]], dtype=torch.float32) / 4.0
+        kh = torch.zeros(5, 5)
+        kh[2, 1:4] = torch.tensor([1, -2, 1], dtype=torch.float32) / 2.0
+        # Each of the 3 input channels gets all three kernels (grouped convolution, 9 outputs).
+        self.register_buffer("weight", torch.stack([kv, kb, kh]).unsqueeze(1).repeat(3, 1, 1, 1))
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight, padding=2, groups=3)
+
+
+class ResidualResNet(nn.Module):
+    """resnet18_srm: the full-resolution ResNet-18 reading only the noise residual of the 224 px crop."""
+
+    def __init__(self, num_classes=2):
+        super().__init__()
+        self.residual = NoiseResidual()
+        self.net = resnet18(num_classes)
+        self.net.conv1 = nn.Conv2d(9, 64, kernel_size=14, stride=4, padding=6, bias=False)
+
+    def forward(self, x):
+        return self.net(self.residual(x))
+
+
 # --------------------------------------------------------------------------------------------------
 # ViT, training form
 
@@ -338,7 +372,9 @@ def to_export_form(model, img_size=None, batch_agnostic=True):
 # --------------------------------------------------------------------------------------------------
 # Registry and checkpoint loading
 
-ARCHS = ("resnet18", "vit_tiny", "resnet18_fullres", "vit_tiny_fullres")
+ARCHS = ("resnet18", "vit_tiny", "resnet18_fullres", "vit_tiny_fullres", "resnet18_srm")
+# Archs that read the 224 px crop itself (trained and evaluated at 224, never on a downscaled crop).
+FULL_RESOLUTION = ("resnet18_fullres", "vit_tiny_fullres", "resnet18_srm")
 # Each full-resolution arch and the pooled arch whose 112 px checkpoints it can start from exactly.
 FULLRES_OF = {"resnet18_fullres": ("resnet18", "conv1.weight"),
               "vit_tiny_fullres": ("vit_tiny", "patch_embed.weight")}
@@ -353,6 +389,8 @@ def build_model(arch, num_classes=2, img_size=224, **kw):
         return resnet18_fullres(num_classes)
     if arch == "vit_tiny_fullres":
         return vit_tiny_fullres(num_classes, img_size=img_size, **kw)
+    if arch == "resnet18_srm":
+        return ResidualResNet(num_classes)
     raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
 
 

@@ -24,7 +24,7 @@ import torch.nn as nn
 
 from common import roc_auc, seed_everything, set_threads  # noqa: E402
 from dataset import AUGMENT_LEVELS, make_loaders  # noqa: E402
-from models import ARCHS, FULLRES_OF, VisionTransformer, build_model, fullres_from_pooled, load_weights  # noqa: E402
+from models import ARCHS, FULL_RESOLUTION, FULLRES_OF, VisionTransformer, build_model, fullres_from_pooled, load_weights  # noqa: E402
 import onnx_import  # noqa: E402
 
 
@@ -70,7 +70,7 @@ def parse_args(argv=None):
         args.lr = 1e-3 if args.arch.startswith("resnet18") else 5e-4
     if args.final_epochs == 0:
         args.final_size = args.size
-    if args.arch in FULLRES_OF and (args.size, args.final_size) != (224, 224):
+    if args.arch in FULL_RESOLUTION and (args.size, args.final_size) != (224, 224):
         p.error(f"--arch {args.arch} reads the 224 px crop itself: train it with --size 224")
     if not 0.0 <= args.detail_fakes <= 1.0:
         p.error(f"--detail-fakes {args.detail_fakes:g}: a share, must be within [0, 1]")

@@ -235,6 +235,24 @@ class Smoke(unittest.TestCase):
             with self.assertRaises(ValueError):  # only a 112 px checkpoint maps onto the 224 px stem
                 models.fullres_from_pooled(arch + "_fullres", pooled.state_dict(), 64)
 
+    def test_noise_residual_arch(self):
+        # The fixed front passes fine detail and drops smooth shading; the model exports with parity.
+        res = models.NoiseResidual()
+        yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+        ramp = (0.02 * xx + 0.01 * yy).expand(1, 3, 64, 64)  # a linear gradient: no detail at all
+        noise = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 0.1
+        with torch.no_grad():
+            self.assertLess(float(res(ramp)[..., 4:-4, 4:-4].abs().max()), 1e-5)
+            self.assertGreater(float(res(noise)[..., 4:-4, 4:-4].abs().mean()), 0.02)
+            self.assertEqual(tuple(res(noise).shape), (1, 9, 64, 64))
+        model = models.build_model("resnet18_srm").eval()
+        self.assertEqual(dict(model.named_parameters()).get("residual.weight"), None)  # fixed, not trained
+        path = os.path.join(self.tmp, "srm.onnx")
+        x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+        export.export_onnx(model, path)
+        parity = export.check_parity(model, path, [x[i].numpy() for i in range(len(x))], tol=TOL)
+        self.assertTrue(parity["ok"], parity)
+
     def test_resize_pos_embed(self):
         pos = torch.randn(1, 1 + 7 * 7, 192)
         self.assertTrue(torch.equal(models.resize_pos_embed(pos, 7), pos))
