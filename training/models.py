@@ -25,7 +25,7 @@ def resnet18(num_classes=2):
     return m
 
 
-def resnet18_fullres(num_classes=2):
+def resnet18_fullres(num_classes=2, in_channels=3):
     """ResNet-18 that reads every pixel of the 224 px crop at the cost of a 112 px network.
 
     A 2x2 average pool (the 112 px models) throws away the finest detail, where blending and
@@ -33,7 +33,7 @@ def resnet18_fullres(num_classes=2):
     so its 56x56 output (and everything after it) has the 112 px network's size while each output
     still sees the full-resolution pixels. `fullres_from_pooled` maps a 112 px model onto it exactly."""
     m = resnet18(num_classes)
-    m.conv1 = nn.Conv2d(3, 64, kernel_size=14, stride=4, padding=6, bias=False)
+    m.conv1 = nn.Conv2d(in_channels, 64, kernel_size=14, stride=4, padding=6, bias=False)
     return m
 
 
@@ -64,8 +64,7 @@ class ResidualResNet(nn.Module):
     def __init__(self, num_classes=2):
         super().__init__()
         self.residual = NoiseResidual()
-        self.net = resnet18(num_classes)
-        self.net.conv1 = nn.Conv2d(9, 64, kernel_size=14, stride=4, padding=6, bias=False)
+        self.net = resnet18_fullres(num_classes, in_channels=self.residual.weight.shape[0])
 
     def forward(self, x):
         return self.net(self.residual(x))
@@ -373,11 +372,11 @@ def to_export_form(model, img_size=None, batch_agnostic=True):
 # Registry and checkpoint loading
 
 ARCHS = ("resnet18", "vit_tiny", "resnet18_fullres", "vit_tiny_fullres", "resnet18_srm")
-# Archs that read the 224 px crop itself (trained and evaluated at 224, never on a downscaled crop).
-FULL_RESOLUTION = ("resnet18_fullres", "vit_tiny_fullres", "resnet18_srm")
 # Each full-resolution arch and the pooled arch whose 112 px checkpoints it can start from exactly.
 FULLRES_OF = {"resnet18_fullres": ("resnet18", "conv1.weight"),
               "vit_tiny_fullres": ("vit_tiny", "patch_embed.weight")}
+# Archs that read the 224 px crop itself (trained and evaluated at 224, never on a downscaled crop).
+FULL_RESOLUTION = tuple(FULLRES_OF) + ("resnet18_srm",)
 
 
 def build_model(arch, num_classes=2, img_size=224, **kw):
