@@ -21,6 +21,7 @@ import common  # noqa: E402,F401  (first: sets the OpenMP wait policy before tor
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from common import roc_auc, seed_everything, set_threads  # noqa: E402
 from dataset import AUGMENT_LEVELS, make_loaders  # noqa: E402
@@ -63,6 +64,11 @@ def parse_args(argv=None):
     p.add_argument("--detail-fakes", type=float, default=0.0,
                    help="with --paired: share of pairs whose fake is made on the fly from the real crop by changing "
                         "only the detail inside a face-region mask (needs DIR/landmarks.jsonl)")
+    p.add_argument("--mask-loss", type=float, default=0.0,
+                   help="with --paired, ResNets: weight of an auxiliary loss that makes layer3 say WHERE each fake "
+                        "differs from its own real crop (as Face X-ray supervises the blend); 0 = off")
+    p.add_argument("--mask-tau", type=float, default=0.1,
+                   help="difference (normalised input units, mean over a layer3 cell) that counts as fully changed")
     p.add_argument("--init", help="start from the weights of this checkpoint, or of an ONNX file from export.py "
                                   "such as models/resnet18.onnx (fine-tuning; fresh optimizer and schedule)")
     args = p.parse_args(argv)
@@ -76,6 +82,12 @@ def parse_args(argv=None):
         p.error(f"--detail-fakes {args.detail_fakes:g}: a share, must be within [0, 1]")
     if args.detail_fakes and not args.paired:
         p.error("--detail-fakes makes each fake from its real crop: it needs --paired")
+    if args.mask_loss and not args.paired:
+        p.error("--mask-loss learns where a fake differs from its own real crop: it needs --paired")
+    if args.mask_loss and not args.arch.startswith("resnet18"):
+        p.error(f"--mask-loss reads a ResNet's layer3: not available for --arch {args.arch}")
+    if args.mask_tau <= 0:
+        p.error(f"--mask-tau {args.mask_tau:g}: must be > 0")
     return args
 
 
@@ -85,6 +97,34 @@ def lr_at(step, total, warmup, peak, floor_ratio=0.01):
         return peak * (step + 1) / warmup
     t = min(1.0, (step - warmup) / max(1, total - warmup))
     return peak * (floor_ratio + (1 - floor_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def manipulation_targets(x, grid, tau):
+    """Per-cell targets for --mask-loss from a paired batch (real, fake, real, fake, ...): how much each
+    fake differs from its own real crop, pooled to the feature grid and scaled by tau into [0, 1];
+    zeros for the reals. Both crops of a pair went through the same augmentation draws, so the
+    difference is the manipulation (plus codec noise where the two JPEG blocks differ)."""
+    diff = (x[1::2] - x[0::2]).abs().mean(1, keepdim=True)
+    target = torch.zeros(x.shape[0], 1, *grid)
+    target[1::2] = (F.adaptive_avg_pool2d(diff, grid) / tau).clamp(max=1.0)
+    return target
+
+
+class MaskHead(nn.Module):
+    """1x1 convolution on a ResNet's layer3 output, trained beside the classifier and never exported: it
+    makes the shared features encode where the face was manipulated, not only whether (cf. Face X-ray,
+    CVPR 2020), which a binary label can satisfy with a global shortcut such as overall softness."""
+
+    def __init__(self, model):
+        super().__init__()
+        layer3 = getattr(model, "net", model).layer3
+        self.conv = nn.Conv2d(layer3[-1].conv2.out_channels, 1, kernel_size=1)
+        self.features = None
+        self._hook = layer3.register_forward_hook(lambda _m, _i, out: setattr(self, "features", out))
+
+    def loss(self, x, tau):
+        f = self.features
+        return F.binary_cross_entropy_with_logits(self.conv(f), manipulation_targets(x, f.shape[-2:], tau))
 
 
 def switch_size(model, opt, size):
@@ -140,6 +180,8 @@ def recipe(args):
     sampling = "real/fake pairs" if args.paired else "class-balanced sampling"
     if args.paired and args.detail_fakes:
         sampling += f", {args.detail_fakes:g} of the fakes detail-only from the real crop"
+    if args.mask_loss:
+        sampling += f", auxiliary manipulation-map loss (layer3, weight {args.mask_loss:g}, tau {args.mask_tau:g})"
     return (f"{args.arch} {start}; {phases}; AdamW lr {args.lr:g} wd {args.weight_decay:g}, "
             f"warmup {args.warmup_epochs:g} ep + cosine; batch {args.batch}; label smoothing "
             f"{args.label_smoothing:g}; aug {aug} on both classes; {sampling}")
@@ -167,7 +209,11 @@ def main(argv=None):
         return args.size if epoch < args.epochs else args.final_size
 
     model = build_model(args.arch, img_size=size_of(0))
-    opt = torch.optim.AdamW(param_groups(model, args.weight_decay), lr=args.lr)
+    mask_head = MaskHead(model) if args.mask_loss else None
+    groups = param_groups(model, args.weight_decay)
+    if mask_head is not None:
+        groups.append({"params": list(mask_head.conv.parameters()), "weight_decay": 0.0})
+    opt = torch.optim.AdamW(groups, lr=args.lr)
     criterion = nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
     eval_criterion = nn.CrossEntropyLoss()
     st = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "images_seen": 0, "wall_sec": 0.0,
@@ -198,6 +244,10 @@ def main(argv=None):
         if isinstance(model, VisionTransformer):
             switch_size(model, opt, ck["img_size"])  # before loading: the optimizer state has that shape
         model.load_state_dict(ck["model"])
+        if mask_head is not None:
+            if "mask_head" not in ck:
+                sys.exit(f"{last_path} was trained without --mask-loss: resume it without, or start a new run")
+            mask_head.conv.load_state_dict(ck["mask_head"])
         opt.load_state_dict(ck["optimizer"])
         st.update(ck["state"])
         torch.set_rng_state(ck["torch_rng"])
@@ -207,7 +257,8 @@ def main(argv=None):
     data_desc = f"{args.data} ({n_train} train / {n_val} val crops)"
 
     def checkpoint(val_metrics):
-        return {"arch": args.arch, "img_size": getattr(model, "img_size", size_of(st["epoch"])),
+        extra = {"mask_head": mask_head.conv.state_dict()} if mask_head is not None else {}
+        return {**extra, "arch": args.arch, "img_size": getattr(model, "img_size", size_of(st["epoch"])),
                 "model": model.state_dict(), "optimizer": opt.state_dict(), "state": dict(st),
                 "torch_rng": torch.get_rng_state(), "args": vars(args),
                 "metrics": {"val": val_metrics} if val_metrics else None,
@@ -257,13 +308,18 @@ def main(argv=None):
         # Re-seed the sampler per epoch so a resumed run draws the same epochs as an uninterrupted one.
         train_dl.sampler.generator.manual_seed(args.seed * 100003 + st["epoch"])
         model.train()
-        loss_sum, n_seen, t_epoch = 0.0, 0, time.time()
+        loss_sum, mask_sum, n_seen, t_epoch = 0.0, 0.0, 0, time.time()
         steps_left = steps_per_epoch - st["step_in_epoch"]
         for x, y in train_dl:
             lr = lr_at(st["global_step"], total_steps, warmup, args.lr)
             for g in opt.param_groups:
                 g["lr"] = lr
-            loss = criterion(model(x), y)
+            cls_loss = criterion(model(x), y)
+            loss = cls_loss
+            if mask_head is not None:  # reported apart: "loss" stays the classification loss of other runs
+                mask_loss = mask_head.loss(x, args.mask_tau)
+                mask_sum += mask_loss.item() * len(y)
+                loss = cls_loss + args.mask_loss * mask_loss
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if args.clip > 0:
@@ -273,11 +329,12 @@ def main(argv=None):
             st["step_in_epoch"] += 1
             st["global_step"] += 1
             st["images_seen"] += len(y)
-            loss_sum += loss.item() * len(y)
+            loss_sum += cls_loss.item() * len(y)
             n_seen += len(y)
             now = time.time()
             if args.log_every and st["global_step"] % args.log_every == 0:
-                print(f"  step {st['global_step']}/{total_steps} loss {loss_sum / n_seen:.4f} "
+                mask = f" (mask {mask_sum / n_seen:.4f})" if mask_head is not None else ""
+                print(f"  step {st['global_step']}/{total_steps} loss {loss_sum / n_seen:.4f}{mask} "
                       f"{n_seen / (now - t_epoch):.1f} img/s lr {lr:.2e}", flush=True)
             if args.max_steps and st["global_step"] >= args.max_steps:
                 stop_reason = "max steps"

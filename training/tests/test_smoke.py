@@ -278,11 +278,12 @@ class Smoke(unittest.TestCase):
             changed += int(diff[112, 112] > 0 or diff[140, 112] > 0 or diff[95, 112] > 0)
         self.assertGreaterEqual(changed, 18)  # the region (whole, lower, eyes) holds the change
 
-    def test_paired_training_with_detail_fakes(self):
-        # Paired layout: each real crop with one synth fake, landmarks.jsonl at the root.
-        root = os.path.join(self.tmp, "paired")
+    def make_paired_dataset(self, name, landmarks_path):
+        """Paired layout: 8 textured real crops per split, each with one synth fake (its negative);
+        their landmarks (a ring round the centre) written to landmarks_path."""
+        root = os.path.join(self.tmp, name)
         ring = [v for a in np.linspace(0, 2 * np.pi, 68, endpoint=False) for v in (32 + 12 * np.cos(a), 32 + 15 * np.sin(a))]
-        with open(os.path.join(self.tmp, "lm.jsonl"), "w") as lj:
+        with open(landmarks_path, "w") as lj:
             for split in ("train", "val"):
                 for label in ("real", "fake"):
                     os.makedirs(os.path.join(root, split, label))
@@ -292,6 +293,41 @@ class Smoke(unittest.TestCase):
                     cv2.imwrite(os.path.join(root, split, "real", stem + ".png"), img)
                     cv2.imwrite(os.path.join(root, split, "fake", stem + "_sbi0.png"), 255 - img)
                     lj.write(json.dumps({"file": f"{split}/real/{stem}.png", "landmarks": ring}) + "\n")
+        return root
+
+    def test_manipulation_targets(self):
+        x = torch.randn(4, 3, 32, 32)
+        x[1], x[3] = x[0], x[2]
+        x[1, :, :16, :16] += 1.0  # fake 1: top-left quarter changed by 1.0
+        x[3, :, 16:, :] += 0.05  # fake 2: bottom half changed by half of tau
+        t = train.manipulation_targets(x, (2, 2), tau=0.1)
+        self.assertEqual(tuple(t.shape), (4, 1, 2, 2))
+        self.assertEqual(float(t[0::2].abs().max()), 0.0)  # reals: nothing manipulated
+        self.assertEqual(t[1, 0].tolist(), [[1.0, 0.0], [0.0, 0.0]])
+        self.assertTrue(torch.allclose(t[3, 0], torch.tensor([[0.0, 0.0], [0.5, 0.5]]), atol=1e-5))
+
+    def test_paired_training_with_mask_loss(self):
+        root = self.make_paired_dataset("paired_mask", os.path.join(self.tmp, "lm_mask.jsonl"))
+        run_dir = os.path.join(self.tmp, "run_mask")
+        base = ["--data", root, "--arch", "resnet18_srm", "--out", run_dir, "--batch", "8", "--size", "224",
+                "--epoch-steps", "1", "--log-every", "1", "--paired", "--mask-loss", "1", "--augment", "colour"]
+        args = base + ["--epochs", "1"]
+        self.assertEqual(train.main(args), 0)
+        ck = torch.load(os.path.join(run_dir, "last.pt"))
+        self.assertEqual(tuple(ck["mask_head"]["weight"].shape), (1, 256, 1, 1))
+        self.assertIn("auxiliary manipulation-map loss (layer3, weight 1", ck["training"]["recipe"])
+        # The head lives beside the model: its state dict (what export.py reads) is the plain arch's.
+        self.assertEqual(set(ck["model"]), set(models.build_model("resnet18_srm").state_dict()))
+        self.assertEqual(train.main(base + ["--epochs", "2", "--resume"]), 0)  # resumes with its head
+        self.assertEqual(len(read_jsonl(os.path.join(run_dir, "metrics.jsonl"))), 2)
+        for bad in (["--arch", "vit_tiny"], ["--mask-tau", "0"]):
+            with self.assertRaises(SystemExit):
+                train.parse_args(args + bad)
+        with self.assertRaises(SystemExit):  # the target is the difference to the pair's real crop
+            train.parse_args([a for a in args if a != "--paired"])
+
+    def test_paired_training_with_detail_fakes(self):
+        root = self.make_paired_dataset("paired", os.path.join(self.tmp, "lm.jsonl"))
         args = ["--data", root, "--arch", "resnet18", "--out", os.path.join(self.tmp, "run_detail"), "--batch", "8",
                 "--size", "32", "--epochs", "1", "--epoch-steps", "1", "--log-every", "0", "--paired",
                 "--detail-fakes", "1", "--augment", "light"]
