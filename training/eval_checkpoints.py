@@ -10,7 +10,10 @@ Without it, CROPS must already hold one folder of crops per video. A video is fa
 "fake" (any case), otherwise real, as in scripts/eval-real-fakes. Prints per checkpoint and for the mean
 of all of them: video-level ROC AUC (mean P(fake) per video), frame-level AUC, and the same-footage pair
 test: for every fake whose name with "fake" replaced by "real" names a real video, whether the fake
-scores above its own source. --detail-probe adds how each checkpoint's P(fake) of the real faces moves
+scores above its own source. Each video AUC comes with a 95% interval from a stratified bootstrap over the
+videos; --compare REF_JSON (an earlier --json file) adds each model's AUC difference to every model in it,
+from the same resamples for both (paired), which is what tells a real gain from the noise of a few dozen
+videos. --detail-probe adds how each checkpoint's P(fake) of the real faces moves
 when only their interior is sharpened, blurred or tinted (what the network treats as a sign of a fake).
 
 It is a quick check for choosing among checkpoints (seconds per checkpoint, 1 thread); the figures a
@@ -30,7 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from common import roc_auc, set_threads
+from common import bootstrap_auc, interval, roc_auc, set_threads
 from dataset import IMG_EXTS, hull_mask, to_tensor, unsharp
 from models import FULL_RESOLUTION, build_model, load_weights
 import onnx_import
@@ -152,10 +155,48 @@ def summarise(per_video):
                 fake_means.append(per_video[n].mean())
                 real_means.append(per_video[real].mean())
     wins = int(sum(f > r for f, r in zip(fake_means, real_means)))
-    return {"videos": len(names), "fake_videos": sum(y), "video_auc": roc_auc(y, video), "faces": int(frame_y.size),
+    boot = bootstrap_auc(y, [video])
+    return {"videos": len(names), "fake_videos": sum(y), "video_auc": roc_auc(y, video),
+            "video_auc_95": None if boot is None else interval(boot[:, 0]), "faces": int(frame_y.size),
             "frame_auc": roc_auc(frame_y, frame_s), "pairs": len(fake_means), "pairs_fake_above_real": wins,
             "pair_rank_corr": rank_corr(fake_means, real_means),
             "per_video": {n: round(v, 4) for n, v in zip(names, video)}}  # mean P(fake): which fakes it catches
+
+
+def load_reference(path):
+    """{model name: {video: mean P(fake)}} from an earlier --json file; read before scoring, so a wrong path
+    fails at once."""
+    try:
+        with open(path) as f:
+            return {k: dict(v["per_video"]) for k, v in json.load(f).items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise SystemExit(f"--compare {path}: not a JSON file written by --json ({e})")
+
+
+def compare(results, refs, ref_path):
+    """Paired bootstrap of each result's video AUC against every reference model scored on the same videos:
+    {name: {ref name: {"diff", "diff_95", "share_not_above"}}}. The share of resamples where the difference
+    is <= 0 reads like a one-sided p-value."""
+    out = {}
+    for name, r in results.items():
+        mine = r["per_video"]
+        for ref_name, theirs in refs.items():
+            if set(theirs) != set(mine):
+                differ = sorted(set(theirs) ^ set(mine))
+                raise SystemExit(f"--compare {ref_path}: '{ref_name}' was scored on other videos "
+                                 f"({len(differ)} differ, e.g. {differ[0]}); compare runs on the same --crops")
+            names = sorted(mine)
+            y = [int(is_fake(n)) for n in names]
+            a, b = [mine[n] for n in names], [theirs[n] for n in names]
+            boot = bootstrap_auc(y, [a, b])
+            if boot is None:
+                continue
+            d = boot[:, 0] - boot[:, 1]
+            diff, (lo, hi), not_above = roc_auc(y, a) - roc_auc(y, b), interval(d), float((d <= 0).mean())
+            out.setdefault(name, {})[ref_name] = {"diff": diff, "diff_95": [lo, hi], "share_not_above": not_above}
+            print(f"{name} vs {ref_name}: video AUC {diff:+.3f} (95% interval {lo:+.3f} to {hi:+.3f}; "
+                  f"not above it in {100 * not_above:.0f}% of resamples)", flush=True)
+    return out
 
 
 def rank_corr(a, b):
@@ -180,9 +221,13 @@ def main(argv=None):
     p.add_argument("--detail-probe", action="store_true",
                    help="also show how P(fake) of the real videos' faces moves when only the face interior is "
                         "sharpened, blurred or tinted (needs the crops' landmarks.jsonl)")
+    p.add_argument("--compare", metavar="REF_JSON",
+                   help="an earlier --json file on the same crops: print each model's video-AUC difference to every "
+                        "model in it, with a 95%% interval from a paired bootstrap over the videos")
     p.add_argument("--json", help="also write the figures here")
     args = p.parse_args(argv)
     set_threads(args.threads)
+    refs = load_reference(args.compare) if args.compare else None
     if args.videos:
         os.makedirs(args.crops, exist_ok=True)
         extract(args.videos, args.crops, args.dfmon, args.fps, args.max_per_video, args.margin)
@@ -199,7 +244,9 @@ def main(argv=None):
     for name, per_video in scores.items():
         r = results[name] = summarise(per_video)
         fmt = lambda a: "n/a" if a is None else f"{a:.3f}"  # noqa: E731
-        print(f"{name}: video AUC {fmt(r['video_auc'])} ({r['videos']} videos, {r['fake_videos']} fake) | "
+        ci = r["video_auc_95"]
+        ci = "" if ci is None else f" [95% {ci[0]:.2f}-{ci[1]:.2f}]"
+        print(f"{name}: video AUC {fmt(r['video_auc'])}{ci} ({r['videos']} videos, {r['fake_videos']} fake) | "
               f"frame AUC {fmt(r['frame_auc'])} ({r['faces']} faces) | "
               f"fake above its own real in {r['pairs_fake_above_real']} of {r['pairs']} pairs "
               f"(rank correlation with the real's score {fmt(r['pair_rank_corr'])})", flush=True)
@@ -212,6 +259,9 @@ def main(argv=None):
             print(f"{ck}: P(fake) of {len(faces)} real faces " + " | ".join(
                 f"interior {k} {a:.3f} -> {b:.3f} (rose for {100 * up:.0f}%)" for k, (a, b, up) in probe.items()),
                 flush=True)
+    if args.compare:
+        for name, c in compare(results, refs, args.compare).items():
+            results[name]["compare"] = c
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

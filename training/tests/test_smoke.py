@@ -159,6 +159,23 @@ class Smoke(unittest.TestCase):
         self.assertEqual(sorted(r["detail_probe"]), ["blurred", "sharpened", "tinted"])
         for before, after, rose in r["detail_probe"].values():
             self.assertTrue(0.0 <= before <= 1.0 and 0.0 <= after <= 1.0 and 0.0 <= rose <= 1.0)
+        lo, hi = r["video_auc_95"]
+        self.assertTrue(0.0 <= lo <= r["video_auc"] <= hi <= 1.0)
+        # --compare against the same run: zero difference in every resample.
+        best = os.path.join(run_dir, "best.pt")
+        again = os.path.join(self.tmp, "again_" + arch + ".json")
+        self.assertEqual(eval_checkpoints.main([best, "--crops", crops, "--json", again, "--compare", got]), 0)
+        c = json.load(open(again))[best]["compare"][best]
+        self.assertEqual((c["diff"], c["diff_95"], c["share_not_above"]), (0.0, [0.0, 0.0], 1.0))
+        other = os.path.join(self.tmp, "other_" + arch + ".json")
+        with open(other, "w") as f:
+            ref = json.load(open(got))
+            del ref[best]["per_video"]["c_orig"]
+            json.dump(ref, f)
+        with self.assertRaisesRegex(SystemExit, "scored on other videos"):
+            eval_checkpoints.main([best, "--crops", crops, "--compare", other])
+        with self.assertRaisesRegex(SystemExit, "not a JSON file written by --json"):
+            eval_checkpoints.main([best, "--crops", crops, "--compare", os.path.join(crops, "a_fake")])
 
         # The export read back into PyTorch (what fine-tuning the bundled models starts from): the same
         # function as the checkpoint; with calibration crops a ResNet's BatchNorm in training mode, on
@@ -485,6 +502,29 @@ class Smoke(unittest.TestCase):
         self.assertAlmostEqual(common.roc_auc(y, s), brute, places=12)
         self.assertEqual(common.roc_auc([0, 0, 1, 1], [0.1, 0.2, 0.3, 0.4]), 1.0)
         self.assertIsNone(common.roc_auc([1, 1], [0.1, 0.2]))
+
+    def test_bootstrap_auc(self):
+        rng = np.random.default_rng(2)
+        y = np.array([1] * 28 + [0] * 18)  # the labelled set's shape
+        a = rng.random(46) + 0.3 * y
+        b = rng.random(46)
+        boot = common.bootstrap_auc(y, [a, b, a], n=500, seed=3)
+        self.assertEqual(boot.shape, (500, 3))
+        np.testing.assert_array_equal(boot[:, 0], boot[:, 2])  # same draws for every score set: paired
+        # Each resample is the AUC of the drawn items: recount the first one from the same draws (all
+        # positive draws come first, then the negative ones).
+        r = np.random.default_rng(3)
+        pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+        draws_pos = [pos[r.integers(0, pos.size, pos.size)] for _ in range(500)]
+        N = neg[r.integers(0, neg.size, neg.size)]
+        P = draws_pos[0]
+        self.assertAlmostEqual(boot[0, 0], common.roc_auc(np.r_[np.ones(P.size), np.zeros(N.size)], np.r_[a[P], a[N]]),
+                               places=12)
+        lo, hi = common.interval(boot[:, 0])
+        self.assertLess(lo, common.roc_auc(y, a))
+        self.assertGreater(hi, common.roc_auc(y, a))
+        self.assertGreater(hi - lo, 0.1)  # 46 items: a wide interval
+        self.assertIsNone(common.bootstrap_auc([1, 1], [[0.1, 0.2]]))
 
     def test_make_tiny_onnx(self):
         out = os.path.join(self.tmp, "tiny")
