@@ -7,6 +7,9 @@ import sys
 
 import numpy as np
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "training"))
+from common import bootstrap_auc, interval  # noqa: E402  (numpy only; the training scripts' bootstrap)
+
 
 def auc(labels, scores):
     """Mann-Whitney U with ties counted half (same rule as dfmon evaluate)."""
@@ -52,9 +55,13 @@ def main():
     print("videos scored: %d (%d fake, %d real); skipped %d" % (nv, nf, nv - nf, len(skipped)))
     for name, why in skipped:
         print("  skipped %s: %s" % (name, why))
-    print("%-10s %10s %10s   (frames: %d)" % ("model", "frame AUC", "video AUC", len(frame["ensemble"][0])))
-    for k in keys:
-        print("%-10s %10.3f %10.3f" % (k, auc(*frame[k]), auc(*video[k])))
+    # 95 % interval of the video AUC: stratified bootstrap over the videos (the unit that varies).
+    boot = bootstrap_auc(video["ensemble"][0], [video[k][1] for k in keys])
+    print("%-10s %10s %10s %15s   (frames: %d)" % ("model", "frame AUC", "video AUC", "95% interval",
+                                                  len(frame["ensemble"][0])))
+    for i, k in enumerate(keys):
+        ci = "%.2f-%.2f" % interval(boot[:, i]) if boot is not None else "n/a"
+        print("%-10s %10.3f %10.3f %15s" % (k, auc(*frame[k]), auc(*video[k]), ci))
     # Same-footage pairs (DeepFaceLive halves): does each fake score above its own real?
     pairs = []
     for name, (y, s) in per_video.items():
