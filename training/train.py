@@ -323,7 +323,8 @@ def main(argv=None):
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if args.clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+                # Everything the optimiser steps, the mask head included (one norm over all of it).
+                nn.utils.clip_grad_norm_([q for g in opt.param_groups for q in g["params"]], args.clip)
             opt.step()
             steps_left -= 1
             st["step_in_epoch"] += 1
