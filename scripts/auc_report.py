@@ -8,17 +8,13 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "training"))
-from common import bootstrap_auc, interval  # noqa: E402  (numpy only; the training scripts' bootstrap)
+from common import bootstrap_auc, interval, roc_auc  # noqa: E402  (numpy only; the training scripts' AUC)
 
 
 def auc(labels, scores):
-    """Mann-Whitney U with ties counted half (same rule as dfmon evaluate)."""
-    labels, scores = np.asarray(labels), np.asarray(scores, dtype=float)
-    pos, neg = scores[labels == 1], scores[labels == 0]
-    if len(pos) == 0 or len(neg) == 0:
-        return float("nan")
-    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
-    return greater / (len(pos) * len(neg))
+    """Mann-Whitney U with ties counted half (same rule as dfmon evaluate); NaN when a class is missing."""
+    a = roc_auc(labels, scores)
+    return float("nan") if a is None else a
 
 
 def label_of(path):

@@ -185,14 +185,16 @@ def compare(results, refs, ref_path):
                 differ = sorted(set(theirs) ^ set(mine))
                 raise SystemExit(f"--compare {ref_path}: '{ref_name}' was scored on other videos "
                                  f"({len(differ)} differ, e.g. {differ[0]}); compare runs on the same --crops")
-            names = sorted(mine)
-            y = [int(is_fake(n)) for n in names]
-            a, b = [mine[n] for n in names], [theirs[n] for n in names]
-            boot = bootstrap_auc(y, [a, b])
-            if boot is None:
-                continue
-            d = boot[:, 0] - boot[:, 1]
-            diff, (lo, hi), not_above = roc_auc(y, a) - roc_auc(y, b), interval(d), float((d <= 0).mean())
+        names = sorted(mine)
+        y = [int(is_fake(n)) for n in names]
+        # One set of resamples for this model and every reference: column 0 is this model.
+        sets = [[mine[n] for n in names]] + [[theirs[n] for n in names] for theirs in refs.values()]
+        boot = bootstrap_auc(y, sets)
+        if boot is None:
+            continue
+        for k, ref_name in enumerate(refs, start=1):
+            d = boot[:, 0] - boot[:, k]
+            diff, (lo, hi), not_above = roc_auc(y, sets[0]) - roc_auc(y, sets[k]), interval(d), float((d <= 0).mean())
             out.setdefault(name, {})[ref_name] = {"diff": diff, "diff_95": [lo, hi], "share_not_above": not_above}
             print(f"{name} vs {ref_name}: video AUC {diff:+.3f} (95% interval {lo:+.3f} to {hi:+.3f}; "
                   f"not above it in {100 * not_above:.0f}% of resamples)", flush=True)
