@@ -141,13 +141,13 @@ class VisionTransformer(nn.Module):
     """ViT with a class token; defaults are ViT-Tiny/16 at 224 px (5.5 M parameters)."""
 
     def __init__(self, img_size=224, patch=16, dim=192, depth=12, heads=3, mlp_dim=768, num_classes=2,
-                 drop_path=0.1):
+                 drop_path=0.1, in_channels=3):
         super().__init__()
         self.patch, self.dim, self.depth, self.heads, self.mlp_dim = patch, dim, depth, heads, mlp_dim
         self.num_classes = num_classes
         self.img_size = img_size
         grid = img_size // patch
-        self.patch_embed = nn.Conv2d(3, dim, kernel_size=patch, stride=patch)
+        self.patch_embed = nn.Conv2d(in_channels, dim, kernel_size=patch, stride=patch)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + grid * grid, dim))
         rates = [drop_path * i / max(1, depth - 1) for i in range(depth)]  # deeper blocks drop more
@@ -196,6 +196,31 @@ def vit_tiny_fullres(num_classes=2, img_size=224, **kw):
     token embeds its 32x32 full-resolution pixels instead of a 2x2-averaged 16x16 patch."""
     return VisionTransformer(img_size=img_size, patch=32, dim=192, depth=12, heads=3, mlp_dim=768,
                              num_classes=num_classes, **kw)
+
+
+class ResidualViT(nn.Module):
+    """vit_tiny_srm: ViT-Tiny reading the noise residual of the 224 px crop through a small convolutional
+    stem (three stride-2 3x3 convolutions to 28x28, then 4 px patches: the same 7x7 tokens as the
+    shipped ViT). A linear patch embedding of raw residual pixels learns little from a few thousand
+    crops; convolutions first are what makes small-data ViTs train (Xiao et al., "Early convolutions
+    help transformers see better", 2021)."""
+
+    STEM = (32, 64, 128)
+
+    def __init__(self, num_classes=2, **kw):
+        super().__init__()
+        self.residual = NoiseResidual()
+        layers, cin = [], self.residual.weight.shape[0]
+        for cout in self.STEM:
+            layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(cout),
+                       nn.ReLU(inplace=True)]
+            cin = cout
+        self.stem = nn.Sequential(*layers)
+        self.vit = VisionTransformer(img_size=28, patch=4, dim=192, depth=12, heads=3, mlp_dim=768,
+                                     num_classes=num_classes, in_channels=cin, **kw)
+
+    def forward(self, x):
+        return self.vit(self.stem(self.residual(x)))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -371,12 +396,12 @@ def to_export_form(model, img_size=None, batch_agnostic=True):
 # --------------------------------------------------------------------------------------------------
 # Registry and checkpoint loading
 
-ARCHS = ("resnet18", "vit_tiny", "resnet18_fullres", "vit_tiny_fullres", "resnet18_srm")
+ARCHS = ("resnet18", "vit_tiny", "resnet18_fullres", "vit_tiny_fullres", "resnet18_srm", "vit_tiny_srm")
 # Each full-resolution arch and the pooled arch whose 112 px checkpoints it can start from exactly.
 FULLRES_OF = {"resnet18_fullres": ("resnet18", "conv1.weight"),
               "vit_tiny_fullres": ("vit_tiny", "patch_embed.weight")}
 # Archs that read the 224 px crop itself (trained and evaluated at 224, never on a downscaled crop).
-FULL_RESOLUTION = tuple(FULLRES_OF) + ("resnet18_srm",)
+FULL_RESOLUTION = tuple(FULLRES_OF) + ("resnet18_srm", "vit_tiny_srm")
 
 
 def build_model(arch, num_classes=2, img_size=224, **kw):
@@ -390,6 +415,8 @@ def build_model(arch, num_classes=2, img_size=224, **kw):
         return vit_tiny_fullres(num_classes, img_size=img_size, **kw)
     if arch == "resnet18_srm":
         return ResidualResNet(num_classes)
+    if arch == "vit_tiny_srm":
+        return ResidualViT(num_classes, **kw)
     raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
 
 
@@ -426,4 +453,9 @@ def export_ready(arch, model, img_size=224, batch_agnostic=True):
     """The module to hand to torch.onnx.export for a trained model of `arch` (eval mode)."""
     if arch == "vit_tiny" or isinstance(model, VisionTransformer):
         return to_export_form(model, img_size=img_size, batch_agnostic=batch_agnostic)
+    if isinstance(model, ResidualViT):  # the stem's BatchNorms fold into its convolutions at export
+        import copy
+        src = copy.deepcopy(model).eval()
+        return nn.Sequential(src.residual, src.stem,
+                             to_export_form(src.vit, batch_agnostic=batch_agnostic)).eval()
     return model.eval()

@@ -25,7 +25,8 @@ import torch.nn.functional as F
 
 from common import roc_auc, seed_everything, set_threads  # noqa: E402
 from dataset import AUGMENT_LEVELS, make_loaders  # noqa: E402
-from models import ARCHS, FULL_RESOLUTION, FULLRES_OF, VisionTransformer, build_model, fullres_from_pooled, load_weights  # noqa: E402
+from models import (ARCHS, FULL_RESOLUTION, FULLRES_OF, ResidualViT, VisionTransformer, build_model,  # noqa: E402
+                    fullres_from_pooled, load_weights)
 import onnx_import  # noqa: E402
 
 
@@ -69,6 +70,11 @@ def parse_args(argv=None):
                         "differs from its own real crop (as Face X-ray supervises the blend); 0 = off")
     p.add_argument("--mask-tau", type=float, default=0.1,
                    help="difference (normalised input units, mean over a layer3 cell) that counts as fully changed")
+    p.add_argument("--teacher", help="checkpoint (train.py) of a trained model whose softmax this model also "
+                                     "learns, knowledge distillation; it must read the same --size")
+    p.add_argument("--distill", type=float, default=0.5,
+                   help="with --teacher: weight of the teacher's soft targets in the classification loss, the "
+                        "rest is the labels'")
     p.add_argument("--init", help="start from the weights of this checkpoint, or of an ONNX file from export.py "
                                   "such as models/resnet18.onnx (fine-tuning; fresh optimizer and schedule)")
     args = p.parse_args(argv)
@@ -84,8 +90,11 @@ def parse_args(argv=None):
         p.error("--detail-fakes makes each fake from its real crop: it needs --paired")
     if args.mask_loss and not args.paired:
         p.error("--mask-loss learns where a fake differs from its own real crop: it needs --paired")
-    if args.mask_loss and not args.arch.startswith("resnet18"):
-        p.error(f"--mask-loss reads a ResNet's layer3: not available for --arch {args.arch}")
+    if args.mask_loss and not (args.arch.startswith("resnet18") or args.arch == "vit_tiny_srm"):
+        p.error(f"--mask-loss reads a ResNet's layer3 or vit_tiny_srm's middle block: not available for "
+                f"--arch {args.arch}")
+    if not 0.0 <= args.distill <= 1.0:
+        p.error(f"--distill {args.distill:g}: a weight, must be within [0, 1]")
     if args.mask_tau <= 0:
         p.error(f"--mask-tau {args.mask_tau:g}: must be > 0")
     return args
@@ -110,17 +119,30 @@ def manipulation_targets(x, grid, tau):
     return target
 
 
+def _token_grid(tokens):
+    """(B, 1 + g*g, C) ViT tokens -> (B, C, g, g) map of the patch tokens (class token dropped)."""
+    b, t, c = tokens.shape
+    g = int(round(math.sqrt(t - 1)))
+    return tokens[:, 1:].transpose(1, 2).reshape(b, c, g, g)
+
+
 class MaskHead(nn.Module):
-    """1x1 convolution on a ResNet's layer3 output, trained beside the classifier and never exported: it
-    makes the shared features encode where the face was manipulated, not only whether (cf. Face X-ray,
-    CVPR 2020), which a binary label can satisfy with a global shortcut such as overall softness."""
+    """1x1 convolution on a ResNet's layer3 output (or vit_tiny_srm's patch tokens after its middle
+    block), trained beside the classifier and never exported: it makes the shared features encode where
+    the face was manipulated, not only whether (cf. Face X-ray, CVPR 2020), which a binary label can
+    satisfy with a global shortcut such as overall softness."""
 
     def __init__(self, model):
         super().__init__()
-        layer3 = getattr(model, "net", model).layer3
-        self.conv = nn.Conv2d(layer3[-1].conv2.out_channels, 1, kernel_size=1)
         self.features = None
-        self._hook = layer3.register_forward_hook(lambda _m, _i, out: setattr(self, "features", out))
+        if isinstance(model, ResidualViT):
+            vit = model.vit
+            source, channels, to_map = vit.blocks[len(vit.blocks) // 2 - 1], vit.dim, _token_grid
+        else:
+            source = getattr(model, "net", model).layer3
+            channels, to_map = source[-1].conv2.out_channels, (lambda out: out)
+        self.conv = nn.Conv2d(channels, 1, kernel_size=1)
+        self._hook = source.register_forward_hook(lambda _m, _i, out: setattr(self, "features", to_map(out)))
 
     def loss(self, x, tau):
         f = self.features
@@ -164,6 +186,24 @@ def evaluate(model, loader, criterion):
             "auc": roc_auc(labels, scores)}
 
 
+def load_teacher(path, size):
+    """A trained model (eval mode, frozen) whose softmax the student learns; it must read `size` px."""
+    ck = torch.load(path, map_location="cpu")
+    if "arch" not in ck or "model" not in ck:
+        raise ValueError(f"{path}: not a train.py checkpoint")
+    if ck.get("img_size", size) != size:
+        raise ValueError(f"{path}: teacher reads {ck['img_size']} px, the student trains at {size} px")
+    teacher = build_model(ck["arch"], img_size=size)
+    load_weights(teacher, ck["model"])
+    for q in teacher.parameters():
+        q.requires_grad_(False)
+    return teacher.eval()
+
+
+def soft_cross_entropy(logits, probs):
+    return -(probs * F.log_softmax(logits, dim=1)).sum(1).mean()
+
+
 def save_checkpoint(path, ckpt):
     tmp = path + ".tmp"
     torch.save(ckpt, tmp)
@@ -181,7 +221,10 @@ def recipe(args):
     if args.paired and args.detail_fakes:
         sampling += f", {args.detail_fakes:g} of the fakes detail-only from the real crop"
     if args.mask_loss:
-        sampling += f", auxiliary manipulation-map loss (layer3, weight {args.mask_loss:g}, tau {args.mask_tau:g})"
+        where = "middle block's tokens" if args.arch == "vit_tiny_srm" else "layer3"
+        sampling += f", auxiliary manipulation-map loss ({where}, weight {args.mask_loss:g}, tau {args.mask_tau:g})"
+    if args.teacher:
+        sampling += f", distilled from {args.teacher} (soft-target weight {args.distill:g})"
     return (f"{args.arch} {start}; {phases}; AdamW lr {args.lr:g} wd {args.weight_decay:g}, "
             f"warmup {args.warmup_epochs:g} ep + cosine; batch {args.batch}; label smoothing "
             f"{args.label_smoothing:g}; aug {aug} on both classes; {sampling}")
@@ -210,6 +253,14 @@ def main(argv=None):
 
     model = build_model(args.arch, img_size=size_of(0))
     mask_head = MaskHead(model) if args.mask_loss else None
+    teacher = None
+    if args.teacher:
+        try:
+            teacher = load_teacher(args.teacher, args.size)
+        except (OSError, RuntimeError, ValueError) as e:
+            sys.exit(f"--teacher {args.teacher}: {e}")
+        if args.final_epochs and args.final_size != args.size:
+            sys.exit("--teacher reads one image size: train with --final-epochs 0")
     groups = param_groups(model, args.weight_decay)
     if mask_head is not None:
         groups.append({"params": list(mask_head.conv.parameters()), "weight_decay": 0.0})
@@ -314,12 +365,17 @@ def main(argv=None):
             lr = lr_at(st["global_step"], total_steps, warmup, args.lr)
             for g in opt.param_groups:
                 g["lr"] = lr
-            cls_loss = criterion(model(x), y)
+            logits = model(x)
+            cls_loss = criterion(logits, y)
             loss = cls_loss
+            if teacher is not None:  # "loss" stays the labels' loss, comparable with other runs
+                with torch.no_grad():
+                    target = torch.softmax(teacher(x), dim=1)
+                loss = (1 - args.distill) * cls_loss + args.distill * soft_cross_entropy(logits, target)
             if mask_head is not None:  # reported apart: "loss" stays the classification loss of other runs
                 mask_loss = mask_head.loss(x, args.mask_tau)
                 mask_sum += mask_loss.item() * len(y)
-                loss = cls_loss + args.mask_loss * mask_loss
+                loss = loss + args.mask_loss * mask_loss
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if args.clip > 0:

@@ -6,6 +6,8 @@ checked by shape:
   * conv nets (resnet18, the tiny test conv net): every Conv in graph order -> every nn.Conv2d in module
     order (the export folded each BatchNorm into its Conv, so BatchNorms become Identity and the Convs
     get the folded bias); the final Gemm -> the last nn.Linear;
+  * resnet18_srm / vit_tiny_srm: the first Conv must be the fixed SRM filters; the rest as above (the
+    ViT's conv stem like a conv net, its patch embedding and blocks like a ViT);
   * ViTs (vit_tiny, the tiny test ViT): the export form's separate q/k/v/proj/fc1/fc2 Linears (Gemms
     in the batched form, MatMuls in the plain one) -> the training form's fused qkv/proj/fc1/fc2 (LayerNorm affine is already folded into the following
     Linear, so the LayerNorms get gamma=1, beta=0; the attention scale folded into q is divided out).
@@ -130,8 +132,8 @@ def _replace_batchnorm(module):
 
 
 @torch.no_grad()
-def _fill_convnet(module, g):
-    convs = g.of("Conv")
+def _fill_convnet(module, g, convs=None, head=True):
+    convs = g.of("Conv") if convs is None else convs
     mconvs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
     if len(convs) != len(mconvs):
         raise Unsupported(f"{len(convs)} Conv nodes in the ONNX graph, {len(mconvs)} Conv2d in the module")
@@ -144,6 +146,8 @@ def _fill_convnet(module, g):
         bias = torch.from_numpy(b.copy()) if b is not None else torch.zeros(w.shape[0])
         conv.bias = nn.Parameter(bias)
     _replace_batchnorm(module)
+    if not head:
+        return module.eval()
     gemms = g.of("Gemm")
     linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
     if len(gemms) != 1 or len(linears) != 1:
@@ -216,8 +220,8 @@ def _heads_of(g, matmul):
 
 
 @torch.no_grad()
-def _build_vit(g, img_size, num_classes):
-    conv = g.of("Conv")[0]
+def _build_vit(g, img_size, num_classes, conv=None, in_channels=3):
+    conv = g.of("Conv")[0] if conv is None else conv
     pw, pb = g.inits[conv.input[1]], g.inits[conv.input[2]]
     dim, patch = pw.shape[0], pw.shape[2]
     grid = img_size // patch
@@ -237,7 +241,8 @@ def _build_vit(g, img_size, num_classes):
     mlp_dim = lin[4][1][0].shape[0]
     heads = _heads_of(g, lin[0][0])
     model = train_models.VisionTransformer(img_size=img_size, patch=patch, dim=dim, depth=depth, heads=heads,
-                                           mlp_dim=mlp_dim, num_classes=num_classes, drop_path=0.0)
+                                           mlp_dim=mlp_dim, num_classes=num_classes, drop_path=0.0,
+                                           in_channels=in_channels)
     t = lambda a: torch.from_numpy(np.array(a, dtype=np.float32))  # noqa: E731
     model.patch_embed.weight.copy_(t(pw))
     model.patch_embed.bias.copy_(t(pb))
@@ -270,6 +275,36 @@ def _build_vit(g, img_size, num_classes):
     model.head.weight.copy_(t(hw))
     model.head.bias.copy_(t(g.inits[gemm.input[2]]))
     return model.eval()
+
+
+# ------------------------------------------------------------------------------------------------
+# Noise-residual models (resnet18_srm, vit_tiny_srm): a fixed grouped SRM convolution in front
+
+def _check_residual(g, module):
+    """The graph's first Conv must be the module's fixed noise-residual filters (not trained, so the
+    ONNX file holds the same constants)."""
+    first = g.of("Conv")[0]
+    w = g.inits.get(first.input[1])
+    want = module.residual.weight.numpy()
+    if w is None or w.shape != want.shape or g.attr(first, "group", 1) != 3 or np.abs(w - want).max() > 1e-6:
+        raise Unsupported("the first Conv is not the SRM noise-residual filter bank")
+
+
+@torch.no_grad()
+def _build_residual(g, arch, classes):
+    module = train_models.build_model(arch, num_classes=classes)
+    _check_residual(g, module)
+    convs = g.of("Conv")[1:]
+    if arch == "resnet18_srm":
+        _fill_convnet(module.net, g, convs)
+        return module.eval()
+    n_stem = sum(isinstance(m, nn.Conv2d) for m in module.stem)
+    if len(convs) != n_stem + 1:
+        raise Unsupported(f"{len(convs)} Conv nodes after the residual, want {n_stem} stem + 1 patch embedding")
+    _fill_convnet(module.stem, g, convs[:n_stem], head=False)
+    stem_out = module.stem[-3].out_channels
+    module.vit = _build_vit(g, module.vit.img_size, classes, conv=convs[n_stem], in_channels=stem_out)
+    return module.eval()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -319,6 +354,8 @@ def _load_reference(onnx_path, card, checkpoint, pool):
     arch = card.get("architecture", "")
     size = int(card["input"]["width"]) // pool
     classes = len(card["output"]["labels"])
+    if arch in ("resnet18_srm", "vit_tiny_srm"):
+        return _build_residual(g, arch, classes), f"ONNX weights -> models.{arch}"
     is_vit = bool(g.of("Softmax")) and bool(g.of("Conv"))
     if is_vit:
         conv = g.of("Conv")[0]

@@ -262,13 +262,21 @@ class Smoke(unittest.TestCase):
             self.assertLess(float(res(ramp)[..., 4:-4, 4:-4].abs().max()), 1e-5)
             self.assertGreater(float(res(noise)[..., 4:-4, 4:-4].abs().mean()), 0.02)
             self.assertEqual(tuple(res(noise).shape), (1, 9, 64, 64))
-        model = models.build_model("resnet18_srm").eval()
-        self.assertEqual(dict(model.named_parameters()).get("residual.weight"), None)  # fixed, not trained
-        path = os.path.join(self.tmp, "srm.onnx")
         x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
-        export.export_onnx(model, path)
-        parity = export.check_parity(model, path, [x[i].numpy() for i in range(len(x))], tol=TOL)
-        self.assertTrue(parity["ok"], parity)
+        for arch in ("resnet18_srm", "vit_tiny_srm"):
+            model = models.build_model(arch).eval()
+            self.assertEqual(dict(model.named_parameters()).get("residual.weight"), None)  # fixed, not trained
+            if arch == "vit_tiny_srm":  # trained BatchNorm statistics, so that folding them is tested
+                for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+                    bn.running_mean.uniform_(-0.5, 0.5)
+                    bn.running_var.uniform_(0.5, 2.0)
+                with torch.no_grad():
+                    self.assertEqual(tuple(model.stem(model.residual(x)).shape), (2, 128, 28, 28))
+            path = os.path.join(self.tmp, arch + ".onnx")
+            export.export_onnx(models.export_ready(arch, model), path)
+            parity = export.check_parity(model, path, [x[i].numpy() for i in range(len(x))], tol=TOL)
+            self.assertTrue(parity["ok"], (arch, parity))
+            self.assertEqual(parity["max_batch"], 0, arch)  # any batch size, as the product feeds them
 
     def test_resize_pos_embed(self):
         pos = torch.randn(1, 1 + 7 * 7, 192)
@@ -342,6 +350,37 @@ class Smoke(unittest.TestCase):
                 train.parse_args(args + bad)
         with self.assertRaises(SystemExit):  # the target is the difference to the pair's real crop
             train.parse_args([a for a in args if a != "--paired"])
+
+    def test_vit_srm_mask_loss_and_teacher(self):
+        # vit_tiny_srm learns the manipulation map on its middle block's tokens, and a teacher's softmax.
+        root = self.make_paired_dataset("paired_vit", os.path.join(self.tmp, "lm_vit.jsonl"))
+        teacher_dir = os.path.join(self.tmp, "run_teacher")
+        common = ["--data", root, "--batch", "8", "--size", "224", "--epochs", "1", "--epoch-steps", "1",
+                  "--log-every", "0", "--paired", "--augment", "colour"]
+        self.assertEqual(train.main(common + ["--arch", "resnet18_srm", "--out", teacher_dir]), 0)
+        teacher = os.path.join(teacher_dir, "last.pt")
+        run_dir = os.path.join(self.tmp, "run_vit_student")
+        args = common + ["--arch", "vit_tiny_srm", "--out", run_dir, "--mask-loss", "1", "--teacher", teacher,
+                         "--distill", "0.7"]
+        self.assertEqual(train.main(args), 0)
+        ck = torch.load(os.path.join(run_dir, "last.pt"))
+        self.assertEqual(tuple(ck["mask_head"]["weight"].shape), (1, 192, 1, 1))
+        self.assertIn("middle block's tokens", ck["training"]["recipe"])
+        self.assertIn("distilled from " + teacher + " (soft-target weight 0.7)", ck["training"]["recipe"])
+        self.assertEqual(set(ck["model"]), set(models.build_model("vit_tiny_srm").state_dict()))
+        # The soft-target loss is the cross-entropy with the teacher's probabilities.
+        logits = torch.tensor([[2.0, -1.0], [0.0, 0.5]])
+        probs = torch.tensor([[0.9, 0.1], [0.3, 0.7]])
+        want = -(probs * torch.log_softmax(logits, 1)).sum(1).mean()
+        self.assertAlmostEqual(float(train.soft_cross_entropy(logits, probs)), float(want), places=6)
+        self.assertAlmostEqual(float(train.soft_cross_entropy(logits, torch.eye(2))),
+                               float(torch.nn.functional.cross_entropy(logits, torch.arange(2))), places=6)
+        with self.assertRaisesRegex(ValueError, "teacher reads 224 px, the student trains at 112 px"):
+            train.load_teacher(teacher, 112)
+        with self.assertRaises(SystemExit):
+            train.main([a for a in args if a != teacher] + ["--teacher", os.path.join(self.tmp, "missing.pt")])
+        with self.assertRaises(SystemExit):
+            train.parse_args(args + ["--distill", "1.5"])
 
     def test_paired_training_with_detail_fakes(self):
         root = self.make_paired_dataset("paired", os.path.join(self.tmp, "lm.jsonl"))
