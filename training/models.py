@@ -59,12 +59,21 @@ class NoiseResidual(nn.Module):
 
 
 class ResidualResNet(nn.Module):
-    """resnet18_srm: the full-resolution ResNet-18 reading only the noise residual of the 224 px crop."""
+    """resnet18_srm: the full-resolution ResNet-18 reading only the noise residual of the 224 px crop.
 
-    def __init__(self, num_classes=2):
+    conv_stem=True (resnet18_srm_cs) replaces the 14x14 stride-4 stem convolution, which alone costs as
+    much as the rest of the network (355 M multiply-adds over 9 channels), by two stride-2 3x3
+    convolutions (9 -> 32 -> 64 channels, 90 M): the same 56x56 grid and every pixel still in view."""
+
+    def __init__(self, num_classes=2, conv_stem=False):
         super().__init__()
         self.residual = NoiseResidual()
-        self.net = resnet18_fullres(num_classes, in_channels=self.residual.weight.shape[0])
+        channels = self.residual.weight.shape[0]
+        self.net = resnet18_fullres(num_classes, in_channels=channels)
+        if conv_stem:
+            self.net.conv1 = nn.Sequential(
+                nn.Conv2d(channels, 32, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(32),
+                nn.ReLU(inplace=True), nn.Conv2d(32, 64, 3, stride=2, padding=1, bias=False))
 
     def forward(self, x):
         return self.net(self.residual(x))
@@ -396,12 +405,13 @@ def to_export_form(model, img_size=None, batch_agnostic=True):
 # --------------------------------------------------------------------------------------------------
 # Registry and checkpoint loading
 
-ARCHS = ("resnet18", "vit_tiny", "resnet18_fullres", "vit_tiny_fullres", "resnet18_srm", "vit_tiny_srm")
+ARCHS = ("resnet18", "vit_tiny", "resnet18_fullres", "vit_tiny_fullres", "resnet18_srm", "resnet18_srm_cs",
+         "vit_tiny_srm")
 # Each full-resolution arch and the pooled arch whose 112 px checkpoints it can start from exactly.
 FULLRES_OF = {"resnet18_fullres": ("resnet18", "conv1.weight"),
               "vit_tiny_fullres": ("vit_tiny", "patch_embed.weight")}
 # Archs that read the 224 px crop itself (trained and evaluated at 224, never on a downscaled crop).
-FULL_RESOLUTION = tuple(FULLRES_OF) + ("resnet18_srm", "vit_tiny_srm")
+FULL_RESOLUTION = tuple(FULLRES_OF) + ("resnet18_srm", "resnet18_srm_cs", "vit_tiny_srm")
 
 
 def build_model(arch, num_classes=2, img_size=224, **kw):
@@ -415,6 +425,8 @@ def build_model(arch, num_classes=2, img_size=224, **kw):
         return vit_tiny_fullres(num_classes, img_size=img_size, **kw)
     if arch == "resnet18_srm":
         return ResidualResNet(num_classes)
+    if arch == "resnet18_srm_cs":
+        return ResidualResNet(num_classes, conv_stem=True)
     if arch == "vit_tiny_srm":
         return ResidualViT(num_classes, **kw)
     raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")

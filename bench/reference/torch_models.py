@@ -6,7 +6,7 @@ checked by shape:
   * conv nets (resnet18, the tiny test conv net): every Conv in graph order -> every nn.Conv2d in module
     order (the export folded each BatchNorm into its Conv, so BatchNorms become Identity and the Convs
     get the folded bias); the final Gemm -> the last nn.Linear;
-  * resnet18_srm / vit_tiny_srm: the first Conv must be the fixed SRM filters; the rest as above (the
+  * resnet18_srm(_cs) / vit_tiny_srm: the first Conv must be the fixed SRM filters; the rest as above (the
     ViT's conv stem like a conv net, its patch embedding and blocks like a ViT);
   * ViTs (vit_tiny, the tiny test ViT): the export form's separate q/k/v/proj/fc1/fc2 Linears (Gemms
     in the batched form, MatMuls in the plain one) -> the training form's fused qkv/proj/fc1/fc2 (LayerNorm affine is already folded into the following
@@ -295,7 +295,7 @@ def _build_residual(g, arch, classes):
     module = train_models.build_model(arch, num_classes=classes)
     _check_residual(g, module)
     convs = g.of("Conv")[1:]
-    if arch == "resnet18_srm":
+    if arch.startswith("resnet18_srm"):
         _fill_convnet(module.net, g, convs)
         return module.eval()
     n_stem = sum(isinstance(m, nn.Conv2d) for m in module.stem)
@@ -354,7 +354,7 @@ def _load_reference(onnx_path, card, checkpoint, pool):
     arch = card.get("architecture", "")
     size = int(card["input"]["width"]) // pool
     classes = len(card["output"]["labels"])
-    if arch in ("resnet18_srm", "vit_tiny_srm"):
+    if arch in ("resnet18_srm", "resnet18_srm_cs", "vit_tiny_srm"):
         return _build_residual(g, arch, classes), f"ONNX weights -> models.{arch}"
     is_vit = bool(g.of("Softmax")) and bool(g.of("Conv"))
     if is_vit:

@@ -263,15 +263,16 @@ class Smoke(unittest.TestCase):
             self.assertGreater(float(res(noise)[..., 4:-4, 4:-4].abs().mean()), 0.02)
             self.assertEqual(tuple(res(noise).shape), (1, 9, 64, 64))
         x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
-        for arch in ("resnet18_srm", "vit_tiny_srm"):
+        for arch in ("resnet18_srm", "resnet18_srm_cs", "vit_tiny_srm"):
             model = models.build_model(arch).eval()
             self.assertEqual(dict(model.named_parameters()).get("residual.weight"), None)  # fixed, not trained
-            if arch == "vit_tiny_srm":  # trained BatchNorm statistics, so that folding them is tested
-                for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
-                    bn.running_mean.uniform_(-0.5, 0.5)
-                    bn.running_var.uniform_(0.5, 2.0)
-                with torch.no_grad():
-                    self.assertEqual(tuple(model.stem(model.residual(x)).shape), (2, 128, 28, 28))
+            for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+                bn.running_mean.uniform_(-0.5, 0.5)  # trained statistics, so that folding them is tested
+                bn.running_var.uniform_(0.5, 2.0)
+            with torch.no_grad():  # every stem keeps the 112 px networks' grid
+                stem = model.stem if arch == "vit_tiny_srm" else model.net.conv1
+                want = (2, 128, 28, 28) if arch == "vit_tiny_srm" else (2, 64, 56, 56)
+                self.assertEqual(tuple(stem(model.residual(x)).shape), want, arch)
             path = os.path.join(self.tmp, arch + ".onnx")
             export.export_onnx(models.export_ready(arch, model), path)
             parity = export.check_parity(model, path, [x[i].numpy() for i in range(len(x))], tol=TOL)
