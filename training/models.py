@@ -231,6 +231,10 @@ class ResidualViT(nn.Module):
     def forward(self, x):
         return self.vit(self.stem(self.residual(x)))
 
+    def stem_only(self):
+        """The residual filters and the stem (sharing this model's modules): the convolutional part."""
+        return nn.Sequential(self.residual, self.stem)
+
 
 # --------------------------------------------------------------------------------------------------
 # ViT, export form for OpenCV 4.6

@@ -12,6 +12,8 @@ computes (checked against cv2.dnn on the same inputs; the import fails beyond --
     "x + conv bias" in eval mode. With calibration crops its statistics are those of the crops and its
     affine weights undo them, so in training mode (batch statistics) it starts near the same function
     instead of re-normalising every layer.
+  * resnet18_srm(_cs), vit_tiny_srm: the fixed noise-residual filters are checked, not loaded; the
+    convolutions (and vit_tiny_srm's stem) come back as above, the transformer as below.
   * ViT-Tiny: LayerNorm gamma/beta were folded into the following Linear, the attention scale into q,
     the class token into its position embedding. They come back as gamma 1, beta 0, scale divided out,
     a zero class-token position.
@@ -30,7 +32,7 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 from onnx import numpy_helper  # noqa: E402
 
-from models import ARCHS, VisionTransformer, build_model  # noqa: E402
+from models import ARCHS, ResidualViT, VisionTransformer, build_model  # noqa: E402
 
 EXPORT_SIZE = 224
 
@@ -66,29 +68,32 @@ def _guess_arch(inits, prefix):
     return "resnet18"
 
 
-def _resnet_state(model, graph, inits, img_size, calib):
-    """Loads the folded convolutions into `model` (a torchvision ResNet) and restores each BatchNorm."""
-    convs, order = dict(model.named_modules()), []
+def _conv_bn_state(model, nodes, inits, img_size, calib, head=True):
+    """Loads the folded convolutions `nodes` (the file's Conv nodes, in graph order) into the nn.Conv2d
+    modules of `model` in the order its forward runs them, and restores the BatchNorm that follows
+    each one; with head, also the final `fc` Linear (a torchvision ResNet's)."""
+    mods, order = dict(model.named_modules()), []
     hooks = [m.register_forward_hook(lambda m, i, o, name=name: order.append(name))
-             for name, m in convs.items() if isinstance(m, nn.Conv2d)]
+             for name, m in mods.items() if isinstance(m, (nn.Conv2d, nn.BatchNorm2d))]
     model.eval()
     with torch.no_grad():
         model(torch.zeros(1, 3, img_size, img_size))
     for h in hooks:
         h.remove()
-    nodes = [n for n in graph.node if n.op_type == "Conv"]
-    if len(nodes) != len(order):
-        raise ValueError(f"{len(nodes)} Conv nodes in the file, {len(order)} convolutions in the model")
+    conv_order = [n for n in order if isinstance(mods[n], nn.Conv2d)]
+    if len(nodes) != len(conv_order):
+        raise ValueError(f"{len(nodes)} Conv nodes in the file, {len(conv_order)} convolutions in the model")
 
-    def bn_of(conv_name):  # torchvision naming: conv1 -> bn1, conv2 -> bn2, downsample.0 -> downsample.1
-        head, _, leaf = conv_name.rpartition(".")
-        leaf = "1" if leaf == "0" else leaf.replace("conv", "bn")
-        return convs[(head + "." if head else "") + leaf]
+    def bn_of(conv_name):  # the BatchNorm that runs right after the convolution
+        k = order.index(conv_name) + 1
+        if k >= len(order) or not isinstance(mods[order[k]], nn.BatchNorm2d):
+            raise ValueError(f"no BatchNorm after {conv_name}")
+        return mods[order[k]]
 
     biases = {}
     with torch.no_grad():
-        for name, node in zip(order, nodes):
-            conv, bn = convs[name], bn_of(name)
+        for name, node in zip(conv_order, nodes):
+            conv, bn = mods[name], bn_of(name)
             w = inits[node.input[1]]
             if tuple(w.shape) != tuple(conv.weight.shape):
                 raise ValueError(f"Conv {node.name or node.input[1]}: weight {tuple(w.shape)}, "
@@ -101,10 +106,12 @@ def _resnet_state(model, graph, inits, img_size, calib):
             bn.running_mean.zero_()
             bn.running_var.fill_(1.0 - bn.eps)
             biases[bn] = b
-        fc_w = next(v for k, v in inits.items() if k.endswith("fc.weight"))
-        fc_b = next(v for k, v in inits.items() if k.endswith("fc.bias"))
-        model.fc.weight.copy_(torch.from_numpy(fc_w))
-        model.fc.bias.copy_(torch.from_numpy(fc_b))
+        if head:
+            fc_w = next(v for k, v in inits.items() if k.endswith("fc.weight"))
+            fc_b = next(v for k, v in inits.items() if k.endswith("fc.bias"))
+            fc = getattr(model, "net", model).fc
+            fc.weight.copy_(torch.from_numpy(fc_w))
+            fc.bias.copy_(torch.from_numpy(fc_b))
 
     if calib is not None and len(calib):
         # Statistics of each BatchNorm's input (the bias-free convolution output) over the crops, then
@@ -174,13 +181,26 @@ def checkpoint_from_onnx(path, arch=None, calib=None, tol=1e-4, check_inputs=8):
     k = _pool_factor(m.graph)
     img_size = EXPORT_SIZE // k
     model = build_model(arch, img_size=img_size)
+    nodes = [n for n in m.graph.node if n.op_type == "Conv"]
     try:
         if isinstance(model, VisionTransformer):
             state = _vit_state(model, inits, prefix)
         else:
             if isinstance(calib, str):
                 calib = calibration_batch(calib, img_size)
-            state = _resnet_state(model, m.graph, inits, img_size, calib)
+            if hasattr(model, "residual"):  # the fixed noise-residual filters come first, not trained
+                w = inits[nodes[0].input[1]]
+                if w.shape != tuple(model.residual.weight.shape) or \
+                        np.abs(w - model.residual.weight.numpy()).max() > 1e-6:
+                    raise ValueError("its first convolution is not the SRM noise-residual filter bank")
+                nodes = nodes[1:]
+            if isinstance(model, ResidualViT):
+                n_stem = sum(isinstance(q, nn.Conv2d) for q in model.stem)
+                _conv_bn_state(model.stem_only(), nodes[:n_stem], inits, img_size, calib, head=False)
+                _vit_state(model.vit, inits, "2.")
+                state = model.state_dict()
+            else:
+                state = _conv_bn_state(model, nodes, inits, img_size, calib)
     except (KeyError, StopIteration) as e:
         raise ValueError(f"{path}: not a {arch} file from export.py (missing weight {e})") from None
     except ValueError as e:

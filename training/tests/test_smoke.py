@@ -269,6 +269,10 @@ class Smoke(unittest.TestCase):
             for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
                 bn.running_mean.uniform_(-0.5, 0.5)  # trained statistics, so that folding them is tested
                 bn.running_var.uniform_(0.5, 2.0)
+            with torch.no_grad():  # trained-looking biases and norms (the exporter shares equal constants)
+                for q in model.parameters():
+                    if q.ndim == 1:
+                        q.add_(torch.empty_like(q).uniform_(-0.1, 0.1))
             with torch.no_grad():  # every stem keeps the 112 px networks' grid
                 stem = model.stem if arch == "vit_tiny_srm" else model.net.conv1
                 want = (2, 128, 28, 28) if arch == "vit_tiny_srm" else (2, 64, 56, 56)
@@ -278,6 +282,11 @@ class Smoke(unittest.TestCase):
             parity = export.check_parity(model, path, [x[i].numpy() for i in range(len(x))], tol=TOL)
             self.assertTrue(parity["ok"], (arch, parity))
             self.assertEqual(parity["max_batch"], 0, arch)  # any batch size, as the product feeds them
+            # Read back for fine-tuning (train.py --init FILE): the same function, checked against cv2.dnn.
+            ck = onnx_import.checkpoint_from_onnx(path, arch=arch, calib=x)
+            back = models.load_weights(models.build_model(arch), ck["model"]).eval()
+            with torch.no_grad():
+                self.assertLess(float((torch.softmax(back(x), 1) - torch.softmax(model(x), 1)).abs().max()), TOL)
 
     def test_resize_pos_embed(self):
         pos = torch.randn(1, 1 + 7 * 7, 192)
