@@ -95,6 +95,8 @@ def parse_args(argv=None):
                 f"--arch {args.arch}")
     if not 0.0 <= args.distill <= 1.0:
         p.error(f"--distill {args.distill:g}: a weight, must be within [0, 1]")
+    if args.teacher and args.final_size != args.size:
+        p.error("--teacher reads one image size: train without --final-epochs")
     if args.mask_tau <= 0:
         p.error(f"--mask-tau {args.mask_tau:g}: must be > 0")
     return args
@@ -259,8 +261,6 @@ def main(argv=None):
             teacher = load_teacher(args.teacher, args.size)
         except (OSError, RuntimeError, ValueError) as e:
             sys.exit(f"--teacher {args.teacher}: {e}")
-        if args.final_epochs and args.final_size != args.size:
-            sys.exit("--teacher reads one image size: train with --final-epochs 0")
     groups = param_groups(model, args.weight_decay)
     if mask_head is not None:
         groups.append({"params": list(mask_head.conv.parameters()), "weight_decay": 0.0})

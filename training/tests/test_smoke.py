@@ -389,8 +389,9 @@ class Smoke(unittest.TestCase):
             train.load_teacher(teacher, 112)
         with self.assertRaises(SystemExit):
             train.main([a for a in args if a != teacher] + ["--teacher", os.path.join(self.tmp, "missing.pt")])
-        with self.assertRaises(SystemExit):
-            train.parse_args(args + ["--distill", "1.5"])
+        for bad in (["--distill", "1.5"], ["--final-epochs", "1", "--final-size", "112"]):
+            with self.assertRaises(SystemExit):
+                train.parse_args(args + bad)
 
     def test_paired_training_with_detail_fakes(self):
         root = self.make_paired_dataset("paired", os.path.join(self.tmp, "lm.jsonl"))
