@@ -7,6 +7,7 @@ The ViT exists in two forms with the same weights:
     (see shared/docs/opencv-onnx.md). `to_export_form(model)` maps the weights across.
 """
 import math
+import numpy as np
 
 import torch
 import torch.nn as nn
@@ -56,6 +57,11 @@ class NoiseResidual(nn.Module):
 
     def forward(self, x):
         return F.conv2d(x, self.weight, padding=2, groups=3)
+
+    def matches(self, weight, groups):
+        """Whether an exported convolution (weight array, group count) is this filter bank."""
+        return (groups == 3 and tuple(weight.shape) == tuple(self.weight.shape)
+                and float(np.abs(weight - self.weight.numpy()).max()) <= 1e-6)
 
 
 class ResidualResNet(nn.Module):
@@ -415,7 +421,9 @@ ARCHS = ("resnet18", "vit_tiny", "resnet18_fullres", "vit_tiny_fullres", "resnet
 FULLRES_OF = {"resnet18_fullres": ("resnet18", "conv1.weight"),
               "vit_tiny_fullres": ("vit_tiny", "patch_embed.weight")}
 # Archs that read the 224 px crop itself (trained and evaluated at 224, never on a downscaled crop).
-FULL_RESOLUTION = tuple(FULLRES_OF) + ("resnet18_srm", "resnet18_srm_cs", "vit_tiny_srm")
+# Archs behind the fixed NoiseResidual front (their first exported convolution is that filter bank).
+RESIDUAL = ("resnet18_srm", "resnet18_srm_cs", "vit_tiny_srm")
+FULL_RESOLUTION = tuple(FULLRES_OF) + RESIDUAL
 
 
 def build_model(arch, num_classes=2, img_size=224, **kw):

@@ -189,15 +189,14 @@ def checkpoint_from_onnx(path, arch=None, calib=None, tol=1e-4, check_inputs=8):
             if isinstance(calib, str):
                 calib = calibration_batch(calib, img_size)
             if hasattr(model, "residual"):  # the fixed noise-residual filters come first, not trained
-                w = inits[nodes[0].input[1]]
-                if w.shape != tuple(model.residual.weight.shape) or \
-                        np.abs(w - model.residual.weight.numpy()).max() > 1e-6:
+                groups = next((a.i for a in nodes[0].attribute if a.name == "group"), 1)
+                if not model.residual.matches(inits[nodes[0].input[1]], groups):
                     raise ValueError("its first convolution is not the SRM noise-residual filter bank")
                 nodes = nodes[1:]
             if isinstance(model, ResidualViT):
                 n_stem = sum(isinstance(q, nn.Conv2d) for q in model.stem)
                 _conv_bn_state(model.stem_only(), nodes[:n_stem], inits, img_size, calib, head=False)
-                _vit_state(model.vit, inits, "2.")
+                _vit_state(model.vit, inits, "2.")  # export_ready: Sequential(residual, stem, ExportViT)
                 state = model.state_dict()
             else:
                 state = _conv_bn_state(model, nodes, inits, img_size, calib)

@@ -280,20 +280,13 @@ def _build_vit(g, img_size, num_classes, conv=None, in_channels=3):
 # ------------------------------------------------------------------------------------------------
 # Noise-residual models (resnet18_srm, vit_tiny_srm): a fixed grouped SRM convolution in front
 
-def _check_residual(g, module):
-    """The graph's first Conv must be the module's fixed noise-residual filters (not trained, so the
-    ONNX file holds the same constants)."""
-    first = g.of("Conv")[0]
-    w = g.inits.get(first.input[1])
-    want = module.residual.weight.numpy()
-    if w is None or w.shape != want.shape or g.attr(first, "group", 1) != 3 or np.abs(w - want).max() > 1e-6:
-        raise Unsupported("the first Conv is not the SRM noise-residual filter bank")
-
-
 @torch.no_grad()
 def _build_residual(g, arch, classes):
     module = train_models.build_model(arch, num_classes=classes)
-    _check_residual(g, module)
+    first = g.of("Conv")[0]  # the fixed filters, not trained: the file must hold the same constants
+    w = g.inits.get(first.input[1])
+    if w is None or not module.residual.matches(w, g.attr(first, "group", 1)):
+        raise Unsupported("the first Conv is not the SRM noise-residual filter bank")
     convs = g.of("Conv")[1:]
     if arch.startswith("resnet18_srm"):
         _fill_convnet(module.net, g, convs)
@@ -302,8 +295,8 @@ def _build_residual(g, arch, classes):
     if len(convs) != n_stem + 1:
         raise Unsupported(f"{len(convs)} Conv nodes after the residual, want {n_stem} stem + 1 patch embedding")
     _fill_convnet(module.stem, g, convs[:n_stem], head=False)
-    stem_out = module.stem[-3].out_channels
-    module.vit = _build_vit(g, module.vit.img_size, classes, conv=convs[n_stem], in_channels=stem_out)
+    module.vit = _build_vit(g, module.vit.img_size, classes, conv=convs[n_stem],
+                            in_channels=module.vit.patch_embed.in_channels)
     return module.eval()
 
 
@@ -354,7 +347,7 @@ def _load_reference(onnx_path, card, checkpoint, pool):
     arch = card.get("architecture", "")
     size = int(card["input"]["width"]) // pool
     classes = len(card["output"]["labels"])
-    if arch in ("resnet18_srm", "resnet18_srm_cs", "vit_tiny_srm"):
+    if arch in train_models.RESIDUAL:
         return _build_residual(g, arch, classes), f"ONNX weights -> models.{arch}"
     is_vit = bool(g.of("Softmax")) and bool(g.of("Conv"))
     if is_vit:
