@@ -189,18 +189,7 @@ class PairedCrops(Dataset):
         self.augment_level = augment_level
         self.detail_fakes = detail_fakes
         self.landmarks = load_landmarks(root) if detail_fakes > 0 else {}
-        real_dir, fake_dir = os.path.join(root, split, "real"), os.path.join(root, split, "fake")
-        fakes = {}
-        for f in sorted(os.listdir(fake_dir)) if os.path.isdir(fake_dir) else []:
-            stem = f.rsplit("_", 1)[0]
-            fakes.setdefault(stem, []).append(os.path.join(fake_dir, f))
-        self.pairs = []
-        for f in sorted(os.listdir(real_dir)) if os.path.isdir(real_dir) else []:
-            stem = os.path.splitext(f)[0]
-            if f.lower().endswith(IMG_EXTS) and stem in fakes:
-                self.pairs.append((os.path.join(real_dir, f), fakes[stem]))
-        if not self.pairs:
-            raise FileNotFoundError(f"no real/fake pairs under {os.path.join(root, split)} (made by dfmon dataset synth)")
+        self.pairs = list_pairs(root, split)
         self.size = size
 
     def __len__(self):
@@ -227,6 +216,23 @@ class PairedCrops(Dataset):
             return torch.stack([self._load(real, seed), self._load(real, seed, make_fake=True)]), torch.tensor([0, 1])
         fake = fakes[int(torch.randint(0, len(fakes), (1,)))]
         return torch.stack([self._load(real, seed), self._load(fake, seed)]), torch.tensor([0, 1])
+
+
+def list_pairs(root, split):
+    """[(real path, [its fake paths])] of ROOT/SPLIT: a fake `<stem>_<k>.<ext>` belongs to the real
+    `<stem>.<ext>` (the names `dfmon dataset synth` and render_fakes.py write)."""
+    real_dir, fake_dir = os.path.join(root, split, "real"), os.path.join(root, split, "fake")
+    fakes = {}
+    for f in sorted(os.listdir(fake_dir)) if os.path.isdir(fake_dir) else []:
+        fakes.setdefault(f.rsplit("_", 1)[0], []).append(os.path.join(fake_dir, f))
+    pairs = []
+    for f in sorted(os.listdir(real_dir)) if os.path.isdir(real_dir) else []:
+        stem = os.path.splitext(f)[0]
+        if f.lower().endswith(IMG_EXTS) and stem in fakes:
+            pairs.append((os.path.join(real_dir, f), fakes[stem]))
+    if not pairs:
+        raise FileNotFoundError(f"no real/fake pairs under {os.path.join(root, split)} (made by dfmon dataset synth)")
+    return pairs
 
 
 def _collate_pairs(batch):

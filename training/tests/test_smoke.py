@@ -576,6 +576,62 @@ class Smoke(unittest.TestCase):
         self.assertGreater(hi - lo, 0.1)  # 46 items: a wide interval
         self.assertIsNone(common.bootstrap_auc([1, 1], [[0.1, 0.2]]))
 
+    def test_codec_pairs(self):
+        # Paired crops through H.264: same names (as .png), each pair at one size and QP, deterministic.
+        src, out = os.path.join(self.tmp, "codec_src"), os.path.join(self.tmp, "codec")
+        rng = np.random.default_rng(5)
+        with open(os.path.join(self.tmp, "codec_lm.jsonl"), "w") as lj:
+            for split in ("train", "val"):
+                for label in ("real", "fake"):
+                    os.makedirs(os.path.join(src, split, label))
+                for i in range(5):
+                    img = cv2.GaussianBlur(rng.integers(0, 256, (96, 96, 3)).astype(np.uint8), (0, 0), 1.5)
+                    cv2.imwrite(os.path.join(src, split, "real", f"{i:03d}.jpg"), img)
+                    for k in range(2):
+                        cv2.imwrite(os.path.join(src, split, "fake", f"{i:03d}_s{k}.png"), 255 - img if k else img // 2)
+                    lj.write(json.dumps({"file": f"{split}/real/{i:03d}.jpg", "landmarks": [1.0, 2.0]}) + "\n")
+        os.replace(os.path.join(self.tmp, "codec_lm.jsonl"), os.path.join(src, "landmarks.jsonl"))
+        for rep in ("a", "b"):
+            run(["codec_pairs.py", "--data", src, "--out", out + rep, "--seed", "3", "--sides", "32", "80"])
+        pairs = dataset.list_pairs(out + "a", "train")
+        self.assertEqual([(os.path.basename(r), [os.path.basename(f) for f in fs]) for r, fs in pairs],
+                         [(f"{i:03d}.png", [f"{i:03d}_s0.png", f"{i:03d}_s1.png"]) for i in range(5)])
+        for r, fs in pairs:
+            for path in [r] + fs:
+                a, b = cv2.imread(path), cv2.imread(path.replace(out + "a", out + "b"))
+                self.assertTrue(np.array_equal(a, b), path)
+            orig = cv2.imread(os.path.join(src, "train", "real", os.path.basename(r)[:-4] + ".jpg"))
+            err = float(np.abs(cv2.imread(r).astype(int) - orig).mean())
+            self.assertTrue(0.5 < err < 40, (r, err))  # changed by the codec, still the same picture
+        with open(os.path.join(out + "a", "codec.json")) as f:
+            info = json.load(f)
+        self.assertEqual((info["frames_encoded"], info["splits"]["val"]["pairs_encoded"]), (30, 5))
+        with open(os.path.join(out + "a", "landmarks.jsonl")) as f:
+            self.assertEqual(json.loads(f.readline())["file"], "train/real/000.png")
+        import codec_pairs  # a pair's size and QP depend on the seed and its name only
+        self.assertEqual(codec_pairs.draw(3, "train/000", (18, 34), (32, 80), 1.0),
+                         codec_pairs.draw(3, "train/000", (18, 34), (32, 80), 1.0))
+        # --fraction 0 links everything; a higher QP loses more.
+        run(["codec_pairs.py", "--data", src, "--out", out + "0", "--fraction", "0"])
+        self.assertEqual(sorted(os.listdir(os.path.join(out + "0", "val", "fake")))[:2], ["000_s0.png", "000_s1.png"])
+        self.assertEqual(os.stat(os.path.join(out + "0", "val", "real", "000.jpg")).st_ino,
+                         os.stat(os.path.join(src, "val", "real", "000.jpg")).st_ino)
+        frame = cv2.imread(os.path.join(src, "val", "real", "000.jpg"))
+        errs = [float(np.abs(codec_pairs.h264_roundtrip([frame], qp, "medium")[0][0].astype(int) - frame).mean())
+                for qp in (10, 40)]
+        self.assertLess(errs[0], errs[1])
+        r = subprocess.run([PY, "codec_pairs.py", "--data", src, "--out", out + "a"], cwd=TRAINING,
+                           capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("already exists", r.stderr)
+        os.remove(os.path.join(src, "train", "real", "001.jpg"))
+        with open(os.path.join(src, "train", "real", "001.jpg"), "w") as f:
+            f.write("not an image")
+        r = subprocess.run([PY, "codec_pairs.py", "--data", src, "--out", out + "bad"], cwd=TRAINING,
+                           capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("001.jpg: cannot read as an image", r.stderr)
+
     def test_make_tiny_onnx(self):
         out = os.path.join(self.tmp, "tiny")
         self.assertEqual(make_tiny_onnx.main(["--out", out]), 0)
