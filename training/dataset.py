@@ -37,17 +37,20 @@ def to_tensor(rgb_u8):
     return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
 
 
-AUGMENT_LEVELS = ("full", "light", "colour")
+AUGMENT_LEVELS = ("full", "heavy", "light", "colour")
+# Degradation of "full" and "heavy": P(down-up rescale), P(blur), P(noise), P(JPEG), lowest JPEG quality.
+_DEGRADE = {"full": (0.3, 0.2, 0.2, 0.6, 40), "heavy": (0.6, 0.35, 0.35, 0.9, 30)}
 
 
 def augment(bgr, rng, level="full", flip=True):
     """Photometric and degradation augmentation of one BGR uint8 crop at its native resolution.
 
     Order follows a capture pipeline: colour, then resolution loss, blur and sensor noise, and
-    compression last. "full" is the shipped recipe; "light" keeps only mild JPEG (quality 75-95) and
-    "colour" only the flip and colour jitter. They were added to test whether strong degradation (which
-    erases a sharpened face's extra detail but leaves a softened face soft) taught "soft = fake": it did
-    not, the bias stays without it (models/README.md).
+    compression last. "full" is the shipped recipe; "heavy" the same steps more often and JPEG down to
+    quality 30; "light" keeps only mild JPEG (quality 75-95) and "colour" only the flip and colour
+    jitter. They were added to test whether strong degradation (which erases a sharpened face's extra
+    detail but leaves a softened face soft) taught "soft = fake": it did not, the bias stays without it;
+    and which level carries over to real fakes best (models/README.md).
     flip=False leaves the geometry alone (pretrain.py mirrors the crop together with its landmarks)."""
     img = bgr
     if rng.random() < 0.5 and flip:  # (drawn either way: the same rng gives the same other draws)
@@ -65,18 +68,19 @@ def augment(bgr, rng, level="full", flip=True):
         if rng.random() < 0.5:
             img = _jpeg(img, int(rng.integers(75, 96)))
         return np.ascontiguousarray(img)
+    p_rescale, p_blur, p_noise, p_jpeg, q_min = _DEGRADE[level]
     h, w = img.shape[:2]
-    if rng.random() < 0.3:  # down-then-up scaling: low-resolution sources
+    if rng.random() < p_rescale:  # down-then-up scaling: low-resolution sources
         s = rng.uniform(0.35, 0.9)
         small = cv2.resize(img, (max(8, int(w * s)), max(8, int(h * s))), interpolation=cv2.INTER_AREA)
         img = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-    if rng.random() < 0.2:
+    if rng.random() < p_blur:
         img = cv2.GaussianBlur(img, (0, 0), sigmaX=rng.uniform(0.3, 1.5))
-    if rng.random() < 0.2:
+    if rng.random() < p_noise:
         noise = rng.normal(0.0, rng.uniform(1.0, 6.0), img.shape)
         img = np.clip(img.astype(np.float32) + noise, 0, 255).astype(np.uint8)
-    if rng.random() < 0.6:
-        img = _jpeg(img, int(rng.integers(40, 96)))
+    if rng.random() < p_jpeg:
+        img = _jpeg(img, int(rng.integers(q_min, 96)))
     return np.ascontiguousarray(img)
 
 

@@ -61,7 +61,7 @@ def parse_args(argv=None):
                    help="train on real/fake pairs (each real with one of its own synthetic fakes, same augmentation)")
     p.add_argument("--augment", choices=AUGMENT_LEVELS, default="full",
                    help="training augmentation: full (shipped: colour, down-up scaling, blur, noise, JPEG 40-95), "
-                        "light (colour, JPEG 75-95), colour (flip and colour only)")
+                        "heavy (the same more often, JPEG 30-95), light (colour, JPEG 75-95), colour (flip and colour only)")
     p.add_argument("--detail-fakes", type=float, default=0.0,
                    help="with --paired: share of pairs whose fake is made on the fly from the real crop by changing "
                         "only the detail inside a face-region mask (needs DIR/landmarks.jsonl)")
@@ -217,7 +217,8 @@ def recipe(args):
     if args.final_epochs:
         phases += f" + {args.final_epochs} ep at {args.final_size}px"
     start = f"fine-tuned from {args.init}" if args.init else "from scratch"
-    aug = {"full": "flip/colour/rescale/blur/noise/JPEG q40-95", "light": "flip/colour/JPEG q75-95",
+    aug = {"full": "flip/colour/rescale/blur/noise/JPEG q40-95",
+           "heavy": "flip/colour/rescale 0.6/blur 0.35/noise 0.35/JPEG 0.9 q30-95", "light": "flip/colour/JPEG q75-95",
            "colour": "flip/colour"}[args.augment]
     sampling = "real/fake pairs" if args.paired else "class-balanced sampling"
     if args.paired and args.detail_fakes:

@@ -2,7 +2,7 @@
 """Smoke test of the training toolchain: tiny dataset -> train.py (both archs, a few steps, progressive
 resize, resume, --init) -> export.py (parity <= 1e-4, card fields) -> onnx_import.py (the export read back,
 fine-tuned from) -> eval_checkpoints.py -> make_tiny_onnx.py; render_fakes.py
-(train-ae, synth, deterministic);
+(train-ae, synth, deterministic); codec_pairs.py (pairs kept, deterministic, errors);
 plus unit checks of the ViT export form, the full-resolution stems, position-embedding resizing and ROC-AUC. Runs in well under a minute on 2 cores.
 
   /usr/bin/python3 training/tests/test_smoke.py
@@ -575,6 +575,21 @@ class Smoke(unittest.TestCase):
         self.assertGreater(hi, common.roc_auc(y, a))
         self.assertGreater(hi - lo, 0.1)  # 46 items: a wide interval
         self.assertIsNone(common.bootstrap_auc([1, 1], [[0.1, 0.2]]))
+
+    def test_augment_levels(self):
+        # Same draws give the same crop; more degradation leaves less fine detail on average.
+        img = np.random.default_rng(2).integers(0, 256, (96, 96, 3)).astype(np.uint8)
+
+        def detail(level):
+            outs = [dataset.augment(img, np.random.default_rng(k), level) for k in range(60)]
+            return float(np.mean([np.abs(cv2.Laplacian(o, cv2.CV_32F)).mean() for o in outs]))
+
+        for level in dataset.AUGMENT_LEVELS:
+            a, b = (dataset.augment(img, np.random.default_rng(9), level) for _ in range(2))
+            self.assertTrue(np.array_equal(a, b), level)
+            self.assertEqual((a.shape, a.dtype), (img.shape, np.uint8))
+        self.assertGreater(detail("light"), detail("full"))
+        self.assertGreater(detail("full"), detail("heavy"))
 
     def test_codec_pairs(self):
         # Paired crops through H.264: same names (as .png), each pair at one size and QP, deterministic.
