@@ -49,8 +49,8 @@ def augment(bgr, rng, level="full", flip=True):
     compression last. "full" is the shipped recipe; "heavy" the same steps more often and JPEG down to
     quality 30; "light" keeps only mild JPEG (quality 75-95) and "colour" only the flip and colour
     jitter. They were added to test whether strong degradation (which erases a sharpened face's extra
-    detail but leaves a softened face soft) taught "soft = fake": it did not, the bias stays without it;
-    and which level carries over to real fakes best (models/README.md).
+    detail but leaves a softened face soft) taught "soft = fake" (it did not: the bias stays without it)
+    and which level carries over to real fakes (none better than "full"; models/README.md).
     flip=False leaves the geometry alone (pretrain.py mirrors the crop together with its landmarks)."""
     img = bgr
     if rng.random() < 0.5 and flip:  # (drawn either way: the same rng gives the same other draws)
