@@ -9,9 +9,11 @@ a small autoencoder trained here on our real crops (no pretrained weights):
   train-ae  learn to reconstruct the aligned face region of DATA/train/real (L1 loss) at 48-128 px,
             with pixel-shuffle, transposed-conv or resize upsampling, and optionally one decoder per
             identity group (a swap model)
+  train-refiner  learn a generator's last stage: a soft face render to twice its size, with fine
+            detail the network makes up (trained on real faces scaled down and blurred)
   synth     write OUT/{train,val}/{real,fake}: each real crop (linked) and K rendered fakes of it,
-            `<stem>_aeK.jpg`, each by one of several generators, so train.py --paired pairs them;
-            OUT/landmarks.jsonl is linked too.
+            `<stem>_aeK.jpg`, each by one of several generators (optionally refined), so train.py
+            --paired pairs them; OUT/landmarks.jsonl is linked too.
 
 Both steps are deterministic given --seed.
 """
@@ -30,6 +32,7 @@ from common import LABELS, seed_everything, set_threads
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from dataset import hull_mask, list_split, load_landmarks, unsharp
@@ -97,6 +100,41 @@ class FaceAE(nn.Module):
     def forward(self, x, j=0):
         z = self.to_code(self.enc(x).flatten(1))
         return self.decoder(j)(self.from_code(z).view(-1, 8 * self.c, self.side, self.side))
+
+
+class Refiner(nn.Module):
+    """The last, high-resolution stage of a generator: a render at res px to 2*res px. Swap models draw
+    the fine detail of their output (skin, eyelashes, hair) themselves, at the size they render; a 64 px
+    render scaled up has none, and the target's own detail added back (--detail-transfer) is camera
+    detail, not a generator's. This net adds learned detail to a bilinear upscale (residual), with
+    pixel-shuffle upsampling as DeepFaceLab's decoders."""
+
+    def __init__(self, width=32, blocks=3):
+        super().__init__()
+        act = lambda: nn.LeakyReLU(0.1, inplace=True)  # noqa: E731
+        self.head = nn.Conv2d(3, width, 3, 1, 1)
+        body = []
+        for _ in range(blocks):
+            body += [nn.Conv2d(width, width, 3, 1, 1), act(), nn.Conv2d(width, width, 3, 1, 1), act()]
+        self.body = nn.Sequential(*body)
+        self.up = nn.Sequential(nn.Conv2d(width, 4 * width, 3, 1, 1), nn.PixelShuffle(2), act(),
+                                nn.Conv2d(width, 3, 3, 1, 1))
+
+    def forward(self, x):
+        base = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+        f = self.head(x)
+        return base + self.up(f + self.body(f))
+
+
+def load_refiner(path):
+    ck = torch.load(path, map_location="cpu")
+    config = ck.get("config", {})
+    if config.get("kind") != "refiner":
+        sys.exit(f"{path}: not a checkpoint written by train-refiner")
+    model = Refiner(config["width"], config["blocks"])
+    model.load_state_dict(ck["model"])
+    model.eval()
+    return model, config, ck
 
 
 def identity_of(path):
@@ -210,6 +248,61 @@ def train_ae(args):
     return 0
 
 
+def soften(low, rng):
+    """What a generator's low-resolution render looks like next to a scaled-down photo: softer. Most
+    training inputs get a Gaussian blur, so the refiner learns to make detail up, not to keep it."""
+    if rng.random() < 0.8:
+        low = cv2.GaussianBlur(low, (0, 0), rng.uniform(0.3, 1.2))
+    return low
+
+
+def train_refiner(args):
+    paths = list_reals(args.data, "train")
+    if not paths:
+        sys.exit(f"no crops under {args.data}/train/real")
+    res = 2 * args.res
+    print(f"{len(paths)} real crops; refiner {args.res} -> {res} px; loading face regions", flush=True)
+    regions = np.stack([face_region(read(p), res) for p in paths])
+    config = {"kind": "refiner", "width": args.width, "blocks": args.blocks, "res": args.res}
+    model = Refiner(args.width, args.blocks)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    rng = np.random.default_rng(args.seed)
+    ps = min(args.patch, res) // 2 * 2  # output patch side; the input patch is half of it
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    t0, loss_sum, n = time.time(), 0.0, 0
+    for step in range(1, args.steps + 1):
+        lows, highs = [], []
+        for i in rng.choice(len(regions), args.batch):
+            hi = regions[i]
+            if rng.random() < 0.5:
+                hi = hi[:, ::-1]
+            lo = soften(cv2.resize(np.ascontiguousarray(hi), (args.res, args.res), interpolation=cv2.INTER_AREA), rng)
+            y, x = (int(v) * 2 for v in rng.integers(0, (res - ps) // 2 + 1, 2))
+            highs.append(np.ascontiguousarray(hi[y:y + ps, x:x + ps]))
+            lows.append(lo[y // 2:(y + ps) // 2, x // 2:(x + ps) // 2])
+        lo_b, hi_b = to_batch(lows), to_batch(highs)
+        lr = args.lr * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * step / args.steps)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        out = model(lo_b)
+        # L1 on pixels and on their differences: the second keeps edges and texture from averaging out
+        loss = (out - hi_b).abs().mean()
+        for d in (2, 3):
+            loss = loss + (out.diff(dim=d) - hi_b.diff(dim=d)).abs().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_sum += loss.item()
+        n += 1
+        if step % args.log_every == 0 or step == args.steps:
+            print(f"step {step}/{args.steps} loss {loss_sum / n:.4f} lr {lr:.2e} "
+                  f"{(time.time() - t0) / 60:.1f} min", flush=True)
+            loss_sum, n = 0.0, 0
+        if step % args.save_every == 0 or step == args.steps:
+            torch.save({"model": model.state_dict(), "step": step, "config": config}, args.out)
+    return 0
+
+
 def colour_transfer(src, ref, mask):
     """Reinhard transfer in Lab: src's mean/std inside mask set to ref's (DeepFaceLab's 'rct')."""
     m = mask > 0.5
@@ -273,6 +366,7 @@ def link(src, dst):
 
 def synth(args):
     gens = [load_ae(path) for path in args.ae]
+    refiner = load_refiner(args.refiner) if args.refiner else None
     marks = load_landmarks(args.data)
     os.makedirs(args.out, exist_ok=True)
     link(os.path.join(args.data, "landmarks.jsonl"), os.path.join(args.out, "landmarks.jsonl"))
@@ -301,7 +395,8 @@ def synth(args):
                     j = int(rng.integers(0, n_dec)) if own < 0 else (own + 1 + int(rng.integers(0, n_dec - 1))) % n_dec
                 if (g, j) not in renders:
                     with torch.no_grad():
-                        renders[g, j] = from_batch(model(to_batch([face_region(bgr, config["res"])]), j))[0]
+                        out = model(to_batch([face_region(bgr, config["res"])]), j)
+                        renders[g, j] = from_batch(refiner[0](out.clamp(0, 1)) if refiner else out)[0]
                 render = renders[g, j]
                 fake = merge(bgr, render, marks[name], rng, args.detail_transfer)
                 cv2.imwrite(os.path.join(fake_dir, f"{stem}_ae{k}.jpg"), fake, [cv2.IMWRITE_JPEG_QUALITY, 95])
@@ -311,6 +406,8 @@ def synth(args):
     with open(os.path.join(args.out, "render.json"), "w") as f:
         json.dump({"generators": [{"ae": os.path.abspath(path), "step": ck.get("step"), "config": config}
                                   for path, (_, config, ck) in zip(args.ae, gens)],
+                   "refiner": {"path": os.path.abspath(args.refiner), "step": refiner[2].get("step"),
+                               "config": refiner[1]} if refiner else None,
                    "seed": args.seed, "per_real": args.per_real, "detail_transfer": args.detail_transfer,
                    "counts": counts}, f, indent=1)
     return 0
@@ -345,21 +442,35 @@ def main(argv=None):
                         "synth then gives every face one of these people's (DeepFakes' per-person swap)")
     t.add_argument("--decoders", type=positive_int, default=1,
                    help="K > 1: one decoder per identity group, shared encoder; synth then swaps groups")
+    r = sub.add_parser("train-refiner", help="train a generator's last stage (render to twice its size) on DATA/train/real")
+    r.add_argument("--data", required=True)
+    r.add_argument("--out", required=True, help="checkpoint file (.pt)")
+    r.add_argument("--steps", type=int, default=3000)
+    r.add_argument("--batch", type=int, default=32)
+    r.add_argument("--lr", type=float, default=5e-4)
+    r.add_argument("--log-every", type=int, default=100)
+    r.add_argument("--save-every", type=int, default=500)
+    r.add_argument("--res", type=int, default=64, help="input (render) resolution; the output is twice it")
+    r.add_argument("--patch", type=int, default=64, help="output patch side trained on (the net is local)")
+    r.add_argument("--width", type=int, default=32)
+    r.add_argument("--blocks", type=int, default=3, help="residual blocks at the input resolution")
     s = sub.add_parser("synth", help="render fakes of every real crop in DATA into OUT")
     s.add_argument("--data", required=True, help="dataset with {train,val}/real and landmarks.jsonl")
     s.add_argument("--ae", required=True, nargs="+",
                    help="checkpoints written by train-ae; each fake uses one of them, picked at random")
     s.add_argument("--out", required=True)
+    s.add_argument("--refiner", help="checkpoint written by train-refiner: every render goes through it (twice "
+                                     "the size, with made-up fine detail) before it is merged")
     s.add_argument("--per-real", type=int, default=1)
     s.add_argument("--detail-transfer", type=float, default=0.0,
                    help="share of fakes whose render gets the crop's own fine detail (default 0)")
-    for q in (t, s):
+    for q in (t, r, s):
         q.add_argument("--seed", type=int, default=0)
         q.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     set_threads(args.threads)
     seed_everything(args.seed)
-    return train_ae(args) if args.cmd == "train-ae" else synth(args)
+    return {"train-ae": train_ae, "train-refiner": train_refiner, "synth": synth}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -532,6 +532,24 @@ class Smoke(unittest.TestCase):
             config = json.load(rj)["generators"][0]["config"]
         self.assertEqual((config["group_key"], config["decoders"], len(config["people"])), ("people", 6, 6))
         self.assertEqual(len(os.listdir(os.path.join(out + "pp", "val", "fake"))), 6)
+        # A refiner (the generator's last stage, 64 -> 128 px) after the first generator: other fakes, same
+        # names, still untouched outside the face; an autoencoder checkpoint is no refiner.
+        sr = os.path.join(self.tmp, "sr.pt")
+        run(["render_fakes.py", "train-refiner", "--data", root, "--out", sr, "--steps", "3", "--batch", "2",
+             "--patch", "32", "--width", "8", "--blocks", "1"])
+        run(["render_fakes.py", "synth", "--data", root, "--ae", ae, "--refiner", sr, "--out", out + "sr", "--per-real", "2"])
+        refined = sorted(os.listdir(os.path.join(out + "sr", "train", "fake")))
+        self.assertEqual(refined, fakes[0])
+        for f in refined:
+            a = cv2.imread(os.path.join(out + "sr", "train", "fake", f))
+            self.assertFalse(np.array_equal(a, cv2.imread(os.path.join(out + "0", "train", "fake", f))), f)
+            self.assertTrue(np.array_equal(a[:32], as_jpeg(real_of(f))[:32]), f)
+        with open(os.path.join(out + "sr", "render.json")) as rj:
+            self.assertEqual(json.load(rj)["refiner"]["config"], {"kind": "refiner", "width": 8, "blocks": 1, "res": 64})
+        r = subprocess.run([PY, "render_fakes.py", "synth", "--data", root, "--ae", ae, "--refiner", ae, "--out", out + "x"],
+                           cwd=TRAINING, capture_output=True, text=True, timeout=120)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("not a checkpoint written by train-refiner", r.stderr)
         ds = dataset.PairedCrops(out + "0", "train", 32)
         self.assertEqual((len(ds), ds[0][1].tolist()), (6, [0, 1]))
         bad = os.path.join(root, "train", "real", "999.png")
