@@ -219,28 +219,38 @@ def train_ae(args):
     if any(len(m) == 0 for m in members):
         sys.exit(f"{decoders} decoders but the {len(paths)} crops' identities leave a group empty")
     model = FaceAE(**shape)
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     rng = np.random.default_rng(args.seed)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    t0, loss_sum, n = time.time(), 0.0, 0
-    for step in range(1, args.steps + 1):
+
+    def loss_at(step):
         j = step % decoders  # decoders take turns; the shared encoder sees every group
         idx = rng.choice(members[j], args.batch)
         x = regions[idx].copy()
         flip = rng.random(args.batch) < 0.5
         x[flip] = x[flip, :, ::-1]
         xb = to_batch(list(x))
+        return (model(xb, j) - xb).abs().mean()
+
+    return fit(model, config, loss_at, args, "L1")
+
+
+def fit(model, config, loss_at, args, what):
+    """The generators' loop: Adam with a cosine decay to a tenth of --lr, a log line every --log-every
+    steps and the checkpoint every --save-every steps and at the end."""
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    t0, loss_sum, n = time.time(), 0.0, 0
+    for step in range(1, args.steps + 1):
         lr = args.lr * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * step / args.steps)))
         for g in opt.param_groups:
             g["lr"] = lr
-        loss = (model(xb, j) - xb).abs().mean()
+        loss = loss_at(step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         loss_sum += loss.item()
         n += 1
         if step % args.log_every == 0 or step == args.steps:
-            print(f"step {step}/{args.steps} L1 {loss_sum / n:.4f} lr {lr:.2e} "
+            print(f"step {step}/{args.steps} {what} {loss_sum / n:.4f} lr {lr:.2e} "
                   f"{(time.time() - t0) / 60:.1f} min", flush=True)
             loss_sum, n = 0.0, 0
         if step % args.save_every == 0 or step == args.steps:
@@ -265,12 +275,10 @@ def train_refiner(args):
     regions = np.stack([face_region(read(p), res) for p in paths])
     config = {"kind": "refiner", "width": args.width, "blocks": args.blocks, "res": args.res}
     model = Refiner(args.width, args.blocks)
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     rng = np.random.default_rng(args.seed)
     ps = min(args.patch, res) // 2 * 2  # output patch side; the input patch is half of it
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    t0, loss_sum, n = time.time(), 0.0, 0
-    for step in range(1, args.steps + 1):
+
+    def loss_at(step):
         lows, highs = [], []
         for i in rng.choice(len(regions), args.batch):
             hi = regions[i]
@@ -280,27 +288,14 @@ def train_refiner(args):
             y, x = (int(v) * 2 for v in rng.integers(0, (res - ps) // 2 + 1, 2))
             highs.append(np.ascontiguousarray(hi[y:y + ps, x:x + ps]))
             lows.append(lo[y // 2:(y + ps) // 2, x // 2:(x + ps) // 2])
-        lo_b, hi_b = to_batch(lows), to_batch(highs)
-        lr = args.lr * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * step / args.steps)))
-        for g in opt.param_groups:
-            g["lr"] = lr
-        out = model(lo_b)
+        out, hi_b = model(to_batch(lows)), to_batch(highs)
         # L1 on pixels and on their differences: the second keeps edges and texture from averaging out
         loss = (out - hi_b).abs().mean()
         for d in (2, 3):
             loss = loss + (out.diff(dim=d) - hi_b.diff(dim=d)).abs().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        loss_sum += loss.item()
-        n += 1
-        if step % args.log_every == 0 or step == args.steps:
-            print(f"step {step}/{args.steps} loss {loss_sum / n:.4f} lr {lr:.2e} "
-                  f"{(time.time() - t0) / 60:.1f} min", flush=True)
-            loss_sum, n = 0.0, 0
-        if step % args.save_every == 0 or step == args.steps:
-            torch.save({"model": model.state_dict(), "step": step, "config": config}, args.out)
-    return 0
+        return loss
+
+    return fit(model, config, loss_at, args, "loss")
 
 
 def colour_transfer(src, ref, mask):
@@ -424,13 +419,6 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train-ae", help="train the face autoencoder on DATA/train/real")
-    t.add_argument("--data", required=True)
-    t.add_argument("--out", required=True, help="checkpoint file (.pt)")
-    t.add_argument("--steps", type=int, default=4000)
-    t.add_argument("--batch", type=int, default=32)
-    t.add_argument("--lr", type=float, default=5e-4)
-    t.add_argument("--log-every", type=int, default=100)
-    t.add_argument("--save-every", type=int, default=500)
     t.add_argument("--res", type=int, choices=RESOLUTIONS, default=DEFAULT_CONFIG["res"],
                    help="render resolution in px (default 64)")
     t.add_argument("--up", choices=UPSAMPLERS, default=DEFAULT_CONFIG["up"],
@@ -443,17 +431,18 @@ def main(argv=None):
     t.add_argument("--decoders", type=positive_int, default=1,
                    help="K > 1: one decoder per identity group, shared encoder; synth then swaps groups")
     r = sub.add_parser("train-refiner", help="train a generator's last stage (render to twice its size) on DATA/train/real")
-    r.add_argument("--data", required=True)
-    r.add_argument("--out", required=True, help="checkpoint file (.pt)")
-    r.add_argument("--steps", type=int, default=3000)
-    r.add_argument("--batch", type=int, default=32)
-    r.add_argument("--lr", type=float, default=5e-4)
-    r.add_argument("--log-every", type=int, default=100)
-    r.add_argument("--save-every", type=int, default=500)
     r.add_argument("--res", type=int, default=64, help="input (render) resolution; the output is twice it")
     r.add_argument("--patch", type=int, default=64, help="output patch side trained on (the net is local)")
     r.add_argument("--width", type=int, default=32)
     r.add_argument("--blocks", type=int, default=3, help="residual blocks at the input resolution")
+    for q, steps in ((t, 4000), (r, 3000)):  # what fit() reads
+        q.add_argument("--data", required=True)
+        q.add_argument("--out", required=True, help="checkpoint file (.pt)")
+        q.add_argument("--steps", type=int, default=steps)
+        q.add_argument("--batch", type=int, default=32)
+        q.add_argument("--lr", type=float, default=5e-4)
+        q.add_argument("--log-every", type=int, default=100)
+        q.add_argument("--save-every", type=int, default=500)
     s = sub.add_parser("synth", help="render fakes of every real crop in DATA into OUT")
     s.add_argument("--data", required=True, help="dataset with {train,val}/real and landmarks.jsonl")
     s.add_argument("--ae", required=True, nargs="+",
