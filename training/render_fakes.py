@@ -15,7 +15,7 @@ a small autoencoder trained here on our real crops (no pretrained weights):
             `<stem>_aeK.jpg`, each by one of several generators (optionally refined), so train.py
             --paired pairs them; OUT/landmarks.jsonl is linked too.
 
-Both steps are deterministic given --seed.
+Every step is deterministic given --seed.
 """
 import argparse
 import collections
@@ -276,7 +276,7 @@ def train_refiner(args):
     config = {"kind": "refiner", "width": args.width, "blocks": args.blocks, "res": args.res}
     model = Refiner(args.width, args.blocks)
     rng = np.random.default_rng(args.seed)
-    ps = min(args.patch, res) // 2 * 2  # output patch side; the input patch is half of it
+    ps = max(2, min(args.patch, res) // 2 * 2)  # output patch side; the input patch is half of it
 
     def loss_at(step):
         lows, highs = [], []
@@ -431,10 +431,10 @@ def main(argv=None):
     t.add_argument("--decoders", type=positive_int, default=1,
                    help="K > 1: one decoder per identity group, shared encoder; synth then swaps groups")
     r = sub.add_parser("train-refiner", help="train a generator's last stage (render to twice its size) on DATA/train/real")
-    r.add_argument("--res", type=int, default=64, help="input (render) resolution; the output is twice it")
-    r.add_argument("--patch", type=int, default=64, help="output patch side trained on (the net is local)")
-    r.add_argument("--width", type=int, default=32)
-    r.add_argument("--blocks", type=int, default=3, help="residual blocks at the input resolution")
+    r.add_argument("--res", type=positive_int, default=64, help="input (render) resolution; the output is twice it")
+    r.add_argument("--patch", type=positive_int, default=64, help="output patch side trained on (the net is local)")
+    r.add_argument("--width", type=positive_int, default=32)
+    r.add_argument("--blocks", type=positive_int, default=3, help="residual blocks at the input resolution")
     for q, steps in ((t, 4000), (r, 3000)):  # what fit() reads
         q.add_argument("--data", required=True)
         q.add_argument("--out", required=True, help="checkpoint file (.pt)")
