@@ -174,6 +174,14 @@ def list_reals(root, split):
     return [path for path, label in list_split(root, split) if LABELS[label] == "real"]
 
 
+def training_reals(root):
+    """What the generators learn from: the real training crops, at least one."""
+    paths = list_reals(root, "train")
+    if not paths:
+        sys.exit(f"no crops under {root}/train/real")
+    return paths
+
+
 def read(path):
     bgr = cv2.imread(path, cv2.IMREAD_COLOR)
     if bgr is None:
@@ -197,9 +205,7 @@ def from_batch(t):
 
 
 def train_ae(args):
-    paths = list_reals(args.data, "train")
-    if not paths:
-        sys.exit(f"no crops under {args.data}/train/real")
+    paths = training_reals(args.data)
     shape = {"res": args.res, "width": args.width, "code": args.code, "up": args.up, "decoders": args.decoders}
     config = dict(shape, group_key="identity")
     if args.per_person:  # one decoder per person with enough crops (clips), trained on those crops only
@@ -267,9 +273,7 @@ def soften(low, rng):
 
 
 def train_refiner(args):
-    paths = list_reals(args.data, "train")
-    if not paths:
-        sys.exit(f"no crops under {args.data}/train/real")
+    paths = training_reals(args.data)
     res = 2 * args.res
     print(f"{len(paths)} real crops; refiner {args.res} -> {res} px; loading face regions", flush=True)
     regions = np.stack([face_region(read(p), res) for p in paths])

@@ -2,7 +2,7 @@
 """Smoke test of the training toolchain: tiny dataset -> train.py (both archs, a few steps, progressive
 resize, resume, --init) -> export.py (parity <= 1e-4, card fields) -> onnx_import.py (the export read back,
 fine-tuned from) -> eval_checkpoints.py -> make_tiny_onnx.py; render_fakes.py
-(train-ae, synth, deterministic); codec_pairs.py (pairs kept, deterministic, errors);
+(train-ae, train-refiner, synth, deterministic); codec_pairs.py (pairs kept, deterministic, errors);
 plus unit checks of the ViT export form, the full-resolution stems, position-embedding resizing and ROC-AUC. Runs in well under a minute on 2 cores.
 
   /usr/bin/python3 training/tests/test_smoke.py
