@@ -106,9 +106,14 @@ def hull_mask(points, shape):
 _REGIONS = (np.arange(68), np.r_[2:15, 31:36, 48:68], np.r_[17:27, 36:48])
 
 
-def detail_fake(bgr, landmarks, rng):
+# The kinds of change detail_fake makes, in the order of its draw.
+DETAIL_KINDS = ("sharpened", "blurred", "grain", "resampled", "recompressed")
+
+
+def detail_fake(bgr, landmarks, rng, kind=None):
     """A fake made from the real crop itself: only the detail inside a soft face-region mask changes
     (sharpened, blurred, regrained, resampled or recompressed), with no geometric or colour change.
+    kind (one of DETAIL_KINDS) fixes the change instead of drawing it, to measure one at a time.
 
     Self-blends with a shifted source come out softer than the real face 93 % of the time, and a network
     trained on them learns "soft = fake, sharp = real"; real swaps are often the sharper ones. These
@@ -122,7 +127,7 @@ def detail_fake(bgr, landmarks, rng):
         mask = cv2.erode(mask, kernel) if rng.random() < 0.5 else cv2.dilate(mask, kernel)
     sigma = rng.uniform(w / 80, w / 16)
     mask = cv2.GaussianBlur(mask, (0, 0), sigma)[..., None] * rng.choice([0.75, 0.9, 1.0, 1.0])
-    op = int(rng.integers(0, 5))
+    op = int(rng.integers(0, len(DETAIL_KINDS))) if kind is None else DETAIL_KINDS.index(kind)
     if op == 0:  # sharpen
         s, a = rng.uniform(0.5, 1.5), rng.uniform(0.5, 2.5)
         inner = unsharp(bgr, s, a)

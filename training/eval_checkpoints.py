@@ -15,6 +15,9 @@ videos; --compare REF_JSON (an earlier --json file) adds each model's AUC differ
 from the same resamples for both (paired), which is what tells a real gain from the noise of a few dozen
 videos. --detail-probe adds how each checkpoint's P(fake) of the real faces moves
 when only their interior is sharpened, blurred or tinted (what the network treats as a sign of a fake).
+--detail-fakes DATA adds, per kind of change, the AUC of DATA's val real crops (dfmon dataset extract's
+layout with landmarks.jsonl) against their own detail-only fakes (train.py --detail-fakes): whether a
+network can tell a face's own fine detail from a changed one.
 
 It is a quick check for choosing among checkpoints (seconds per checkpoint, 1 thread); the figures a
 release reports come from the exported files through `scripts/eval-real-fakes` (every frame, dfmon's
@@ -34,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from common import bootstrap_auc, interval, roc_auc, set_threads
-from dataset import IMG_EXTS, hull_mask, to_tensor, unsharp
+from dataset import DETAIL_KINDS, IMG_EXTS, detail_fake, hull_mask, load_landmarks, to_tensor, unsharp
 from models import FULL_RESOLUTION, build_model, load_weights
 import onnx_import
 
@@ -137,6 +140,40 @@ def detail_probe(p_fake, faces):
     return out
 
 
+def load_detail_pairs(root, count):
+    """{kind: (reals, their detail-only fakes)} for up to COUNT val real crops of ROOT spread evenly over
+    its sorted file names, each fake seeded by the crop's index (the same pairs for every checkpoint)."""
+    landmarks = load_landmarks(root)
+    real_dir = os.path.join(root, "val", "real")
+    files = sorted(f for f in os.listdir(real_dir) if f in landmarks) if os.path.isdir(real_dir) else []
+    files = files[::max(1, len(files) // count)][:count]
+    reals = []
+    for f in files:
+        img = cv2.imread(os.path.join(real_dir, f), cv2.IMREAD_COLOR)
+        if img is None:
+            raise IOError(f"cannot read {os.path.join(real_dir, f)}")
+        pts = np.asarray(landmarks[f], np.float32).reshape(-1, 2)
+        if img.shape[:2] != (CROP, CROP):
+            pts *= np.float32([CROP / img.shape[1], CROP / img.shape[0]])
+            img = cv2.resize(img, (CROP, CROP), interpolation=cv2.INTER_AREA if img.shape[0] > CROP else cv2.INTER_LINEAR)
+        reals.append((img, pts))
+    return {kind: ([r for r, _ in reals],
+                   [detail_fake(r, lm, np.random.default_rng(i), kind) for i, (r, lm) in enumerate(reals)])
+            for kind in DETAIL_KINDS}
+
+
+def detail_fake_aucs(p_fake, pairs):
+    """{kind: AUC of the reals against their own detail-only fakes} for one model."""
+    def scores(imgs):
+        return np.concatenate([p_fake(torch.stack([to_tensor(cv2.cvtColor(i, cv2.COLOR_BGR2RGB))
+                                                   for i in imgs[k:k + 50]])) for k in range(0, len(imgs), 50)])
+    out = {}
+    for kind, (reals, fakes) in pairs.items():
+        r, f = scores(reals), scores(fakes)
+        out[kind] = roc_auc(np.r_[np.zeros(len(r)), np.ones(len(f))], np.r_[r, f])
+    return out
+
+
 def is_fake(name):
     return re.search("fake", name, re.IGNORECASE) is not None
 
@@ -223,12 +260,26 @@ def main(argv=None):
     p.add_argument("--detail-probe", action="store_true",
                    help="also show how P(fake) of the real videos' faces moves when only the face interior is "
                         "sharpened, blurred or tinted (needs the crops' landmarks.jsonl)")
+    p.add_argument("--detail-fakes", metavar="DATA",
+                   help="also score DATA's val real crops against their own detail-only fakes, one kind of change "
+                        "at a time (needs DATA/landmarks.jsonl)")
+    p.add_argument("--detail-fakes-count", type=int, default=300, help="real crops for --detail-fakes")
     p.add_argument("--compare", metavar="REF_JSON",
                    help="an earlier --json file on the same crops: print each model's video-AUC difference to every "
                         "model in it, with a 95%% interval from a paired bootstrap over the videos")
     p.add_argument("--json", help="also write the figures here")
     args = p.parse_args(argv)
+    if args.detail_fakes_count < 2:
+        p.error(f"--detail-fakes-count {args.detail_fakes_count}: needs at least 2")
     set_threads(args.threads)
+    detail_pairs = None
+    if args.detail_fakes:
+        try:
+            detail_pairs = load_detail_pairs(args.detail_fakes, args.detail_fakes_count)
+        except (OSError, ValueError, KeyError) as e:
+            raise SystemExit(f"--detail-fakes {args.detail_fakes}: {e}")
+        if not detail_pairs[DETAIL_KINDS[0]][0]:
+            raise SystemExit(f"--detail-fakes {args.detail_fakes}: no val real crops with landmarks")
     refs = load_reference(args.compare) if args.compare else None
     if args.videos:
         os.makedirs(args.crops, exist_ok=True)
@@ -261,6 +312,12 @@ def main(argv=None):
             print(f"{ck}: P(fake) of {len(faces)} real faces " + " | ".join(
                 f"interior {k} {a:.3f} -> {b:.3f} (rose for {100 * up:.0f}%)" for k, (a, b, up) in probe.items()),
                 flush=True)
+    if detail_pairs:
+        n = len(detail_pairs[DETAIL_KINDS[0]][0])
+        for ck, p_fake in scorers.items():
+            aucs = results[ck]["detail_fakes"] = detail_fake_aucs(p_fake, detail_pairs)
+            print(f"{ck}: {n} real crops against their own detail-only fakes, AUC " + " | ".join(
+                f"{k} {a:.3f}" for k, a in aucs.items()), flush=True)
     if args.compare:
         for name, c in compare(results, refs, args.compare).items():
             results[name]["compare"] = c

@@ -413,6 +413,28 @@ class Smoke(unittest.TestCase):
         self.assertIn("aug flip/colour/JPEG q75-95", recipe)
         with self.assertRaises(SystemExit):  # detail fakes are made from a pair's real crop
             train.parse_args(args[:-5] + ["--detail-fakes", "0.5"])
+        # One kind of change at a time: each changes the face and only the face, and differently.
+        img = cv2.imread(os.path.join(root, "val", "real", "000.png"))
+        ring = dataset.load_landmarks(root)["000.png"]
+        made = {k: dataset.detail_fake(img, ring, np.random.default_rng(0), k) for k in dataset.DETAIL_KINDS}
+        for k, fake in made.items():
+            self.assertTrue(np.array_equal(fake[:8], img[:8]), k)
+            self.assertFalse(np.array_equal(fake, img), k)
+        self.assertEqual(len({m.tobytes() for m in made.values()}), len(dataset.DETAIL_KINDS))
+        # eval_checkpoints --detail-fakes: each kind's AUC of the val reals against their own detail fakes.
+        crops = os.path.join(self.tmp, "crops_detail")
+        for video in ("a_fake", "a_real"):
+            os.makedirs(os.path.join(crops, video))
+            shutil.copy(os.path.join(root, "val", "real", "001.png"), os.path.join(crops, video, "f.png"))
+        got = os.path.join(self.tmp, "eval_detail.json")
+        best = os.path.join(self.tmp, "run_detail", "last.pt")
+        self.assertEqual(eval_checkpoints.main([best, "--crops", crops, "--json", got, "--detail-fakes", root,
+                                                "--detail-fakes-count", "5"]), 0)
+        aucs = json.load(open(got))[best]["detail_fakes"]
+        self.assertEqual(list(aucs), list(dataset.DETAIL_KINDS))
+        self.assertTrue(all(0.0 <= a <= 1.0 for a in aucs.values()))
+        with self.assertRaisesRegex(SystemExit, "landmarks.jsonl"):
+            eval_checkpoints.main([best, "--crops", crops, "--detail-fakes", crops])
 
     def test_landmark_view_moves_points_with_pixels(self):
         # Mirroring twice is the identity, and each point marks the same pixel before and after a view.
