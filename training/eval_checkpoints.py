@@ -61,6 +61,11 @@ def extract(videos_dir, crops_dir, dfmon, fps, max_per_video, margin):
                 print(f"{f}: dfmon dataset extract failed ({r.returncode}): {r.stderr.strip()[-300:]}", file=sys.stderr)
 
 
+def as_batch(bgrs):
+    """The NCHW tensor a network reads for a list of BGR crops."""
+    return torch.stack([to_tensor(cv2.cvtColor(b, cv2.COLOR_BGR2RGB)) for b in bgrs])
+
+
 def load_crops(crops_dir):
     """{video name: NCHW tensor of its crops at 224 px}, videos without a face left out."""
     videos = {}
@@ -68,7 +73,7 @@ def load_crops(crops_dir):
         files = []
         for root, _, fs in os.walk(os.path.join(crops_dir, name)):
             files += [os.path.join(root, f) for f in fs if f.lower().endswith(IMG_EXTS)]
-        xs = []
+        bgrs = []
         for path in sorted(files):
             bgr = cv2.imread(path, cv2.IMREAD_COLOR)
             if bgr is None:
@@ -76,9 +81,9 @@ def load_crops(crops_dir):
                 continue
             if bgr.shape[:2] != (CROP, CROP):
                 bgr = cv2.resize(bgr, (CROP, CROP), interpolation=cv2.INTER_AREA if bgr.shape[0] > CROP else cv2.INTER_LINEAR)
-            xs.append(to_tensor(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
-        if xs:
-            videos[name] = torch.stack(xs)
+            bgrs.append(bgr)
+        if bgrs:
+            videos[name] = as_batch(bgrs)
     return videos
 
 
@@ -130,18 +135,16 @@ def detail_probe(p_fake, faces):
     """How one model's P(fake) of real faces moves when only the face interior is sharpened, blurred or
     tinted: {probe: (mean P(fake) before, after, share of faces whose P(fake) rose)}. A detector of
     blending should find every such change more fake; one that learned "sharp = real" drops on sharpening."""
-    def batch(imgs):
-        return torch.stack([to_tensor(cv2.cvtColor(i, cv2.COLOR_BGR2RGB)) for i in imgs])
-    base = p_fake(batch([f for f, _ in faces]))
+    base = p_fake(as_batch([f for f, _ in faces]))
     out = {}
     for name, op in PROBES.items():
-        p = p_fake(batch([(f * (1 - m) + op(f).astype(np.float32) * m).astype(np.uint8) for f, m in faces]))
+        p = p_fake(as_batch([(f * (1 - m) + op(f).astype(np.float32) * m).astype(np.uint8) for f, m in faces]))
         out[name] = (float(base.mean()), float(p.mean()), float((p > base).mean()))
     return out
 
 
 def load_detail_pairs(root, count):
-    """{kind: (reals, their detail-only fakes)} for up to COUNT val real crops of ROOT spread evenly over
+    """(reals, {kind: their detail-only fakes}) for up to COUNT val real crops of ROOT spread evenly over
     its sorted file names, each fake seeded by the crop's index (the same pairs for every checkpoint)."""
     landmarks = load_landmarks(root)
     real_dir = os.path.join(root, "val", "real")
@@ -157,19 +160,17 @@ def load_detail_pairs(root, count):
             pts *= np.float32([CROP / img.shape[1], CROP / img.shape[0]])
             img = cv2.resize(img, (CROP, CROP), interpolation=cv2.INTER_AREA if img.shape[0] > CROP else cv2.INTER_LINEAR)
         reals.append((img, pts))
-    return {kind: ([r for r, _ in reals],
-                   [detail_fake(r, lm, np.random.default_rng(i), kind) for i, (r, lm) in enumerate(reals)])
-            for kind in DETAIL_KINDS}
+    fakes = {kind: [detail_fake(r, lm, np.random.default_rng(i), kind) for i, (r, lm) in enumerate(reals)]
+             for kind in DETAIL_KINDS}
+    return [r for r, _ in reals], fakes
 
 
-def detail_fake_aucs(p_fake, pairs):
+def detail_fake_aucs(p_fake, reals, fakes):
     """{kind: AUC of the reals against their own detail-only fakes} for one model."""
-    def scores(imgs):
-        return np.concatenate([p_fake(torch.stack([to_tensor(cv2.cvtColor(i, cv2.COLOR_BGR2RGB))
-                                                   for i in imgs[k:k + 50]])) for k in range(0, len(imgs), 50)])
+    r = p_fake(as_batch(reals))
     out = {}
-    for kind, (reals, fakes) in pairs.items():
-        r, f = scores(reals), scores(fakes)
+    for kind, kind_fakes in fakes.items():
+        f = p_fake(as_batch(kind_fakes))
         out[kind] = roc_auc(np.r_[np.zeros(len(r)), np.ones(len(f))], np.r_[r, f])
     return out
 
@@ -272,13 +273,13 @@ def main(argv=None):
     if args.detail_fakes_count < 2:
         p.error(f"--detail-fakes-count {args.detail_fakes_count}: needs at least 2")
     set_threads(args.threads)
-    detail_pairs = None
+    detail_reals = None
     if args.detail_fakes:
         try:
-            detail_pairs = load_detail_pairs(args.detail_fakes, args.detail_fakes_count)
+            detail_reals, detail_fakes = load_detail_pairs(args.detail_fakes, args.detail_fakes_count)
         except (OSError, ValueError, KeyError) as e:
             raise SystemExit(f"--detail-fakes {args.detail_fakes}: {e}")
-        if not detail_pairs[DETAIL_KINDS[0]][0]:
+        if not detail_reals:
             raise SystemExit(f"--detail-fakes {args.detail_fakes}: no val real crops with landmarks")
     refs = load_reference(args.compare) if args.compare else None
     if args.videos:
@@ -312,11 +313,10 @@ def main(argv=None):
             print(f"{ck}: P(fake) of {len(faces)} real faces " + " | ".join(
                 f"interior {k} {a:.3f} -> {b:.3f} (rose for {100 * up:.0f}%)" for k, (a, b, up) in probe.items()),
                 flush=True)
-    if detail_pairs:
-        n = len(detail_pairs[DETAIL_KINDS[0]][0])
+    if detail_reals:
         for ck, p_fake in scorers.items():
-            aucs = results[ck]["detail_fakes"] = detail_fake_aucs(p_fake, detail_pairs)
-            print(f"{ck}: {n} real crops against their own detail-only fakes, AUC " + " | ".join(
+            aucs = results[ck]["detail_fakes"] = detail_fake_aucs(p_fake, detail_reals, detail_fakes)
+            print(f"{ck}: {len(detail_reals)} real crops against their own detail-only fakes, AUC " + " | ".join(
                 f"{k} {a:.3f}" for k, a in aucs.items()), flush=True)
     if args.compare:
         for name, c in compare(results, refs, args.compare).items():

@@ -427,14 +427,14 @@ class Smoke(unittest.TestCase):
             os.makedirs(os.path.join(crops, video))
             shutil.copy(os.path.join(root, "val", "real", "001.png"), os.path.join(crops, video, "f.png"))
         got = os.path.join(self.tmp, "eval_detail.json")
-        best = os.path.join(self.tmp, "run_detail", "last.pt")
-        self.assertEqual(eval_checkpoints.main([best, "--crops", crops, "--json", got, "--detail-fakes", root,
+        ck = os.path.join(self.tmp, "run_detail", "last.pt")
+        self.assertEqual(eval_checkpoints.main([ck, "--crops", crops, "--json", got, "--detail-fakes", root,
                                                 "--detail-fakes-count", "5"]), 0)
-        aucs = json.load(open(got))[best]["detail_fakes"]
+        aucs = json.load(open(got))[ck]["detail_fakes"]
         self.assertEqual(list(aucs), list(dataset.DETAIL_KINDS))
         self.assertTrue(all(0.0 <= a <= 1.0 for a in aucs.values()))
         with self.assertRaisesRegex(SystemExit, "landmarks.jsonl"):
-            eval_checkpoints.main([best, "--crops", crops, "--detail-fakes", crops])
+            eval_checkpoints.main([ck, "--crops", crops, "--detail-fakes", crops])
 
     def test_landmark_view_moves_points_with_pixels(self):
         # Mirroring twice is the identity, and each point marks the same pixel before and after a view.
